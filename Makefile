@@ -1,0 +1,166 @@
+# containerd-shim-runhcs-v1 in C.
+#
+#   make              build every binary into build/bin/
+#   make deps         install the Debian packages the build and tests need
+#   make test         deps, build, unit tests, integration tests
+#   make test SANITIZE=1   the same suite built with ASan+UBSan (build/san/)
+#   make fuzz         libFuzzer targets, a short bounded run each
+#   make format       clang-format the tree
+#
+# Layout: one folder per layer; every *.c directly in a module folder goes
+# into that module's static library; cmd/<name>/ becomes build/bin/<name>;
+# test/unit/test_<name>.c becomes a cmocka binary; test/fuzz/fuzz_<name>.c a
+# libFuzzer target.
+
+SHELL := /bin/bash
+CC ?= cc
+FUZZ_CC ?= clang
+PKGS := libuv jansson libprotobuf-c
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build/san
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT := -O1
+else
+BUILD ?= build
+SAN_FLAGS :=
+OPT := -O2
+endif
+
+GEN := build/gen
+BIN := $(BUILD)/bin
+OBJ := $(BUILD)/obj
+LIB := $(BUILD)/lib
+TESTBIN := $(BUILD)/test
+
+WARN := -Wall -Wextra -Werror
+CPPFLAGS += -D_GNU_SOURCE -I. -I$(GEN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS += -std=c11 $(WARN) -g $(OPT) -MMD -MP $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+# ---- generated protobuf code -------------------------------------------------
+PROTO_SRC := $(shell find proto -name '*.proto' | sort)
+PROTO_REL := $(PROTO_SRC:proto/%=%)
+WKT := google/protobuf/any.proto google/protobuf/empty.proto google/protobuf/timestamp.proto google/protobuf/wrappers.proto
+PROTO_C := $(addprefix $(GEN)/,$(PROTO_REL:.proto=.pb-c.c) $(WKT:.proto=.pb-c.c))
+PROTO_STAMP := $(GEN)/.stamp
+
+$(PROTO_STAMP): $(PROTO_SRC)
+	@mkdir -p $(GEN)
+	protoc-c -Iproto -I/usr/include --c_out=$(GEN) $(PROTO_REL) $(WKT)
+	@touch $@
+
+$(PROTO_C): $(PROTO_STAMP)
+
+# ---- module libraries ----------------------------------------------------------
+# Order matters for static linking only without --start-group; we group them.
+MODULES := common ttrpc gcs hcs uvm oci shim
+PLATFORM := unix
+
+define module_rules
+$(1)_SRC := $$(wildcard $(1)/*.c) $$(wildcard $(1)/$(PLATFORM)/*.c)
+$(1)_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$($(1)_SRC))
+$(LIB)/lib$(1).a: $$($(1)_OBJ)
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+ALL_LIBS += $$(if $$($(1)_SRC),$(LIB)/lib$(1).a)
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
+
+PROTO_OBJ := $(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PROTO_C))
+$(LIB)/libproto.a: $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+ALL_LIBS += $(LIB)/libproto.a
+
+$(OBJ)/gen/%.o: $(GEN)/%.c | $(PROTO_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+$(OBJ)/%.o: %.c | $(PROTO_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+LINK_LIBS = -Wl,--start-group $(ALL_LIBS) -Wl,--end-group
+
+# ---- binaries: cmd/<name>/*.c -> $(BIN)/<name> ---------------------------------
+CMDS := $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.c))))
+CMDS := $(sort $(CMDS))
+BINARIES := $(addprefix $(BIN)/,$(CMDS))
+
+define cmd_rules
+$(1)_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard cmd/$(1)/*.c))
+$(BIN)/$(1): $$($(1)_OBJ) $$(ALL_LIBS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$($(1)_OBJ) $$(LINK_LIBS) $$(or $$(LDLIBS_$(1)),$$(LDLIBS))
+endef
+$(foreach c,$(CMDS),$(eval $(call cmd_rules,$(c))))
+
+# The guest agent drops into an initramfs: libuv and jansson linked statically
+# (glibc stays dynamic unless STATIC_GCS=1; a sanitizer build cannot be static).
+ifneq ($(SANITIZE),1)
+LDLIBS_gcs := -Wl,-Bstatic -luv_a -ljansson -lprotobuf-c -Wl,-Bdynamic -lpthread -ldl -lrt
+endif
+
+all: $(ALL_LIBS) $(BINARIES)
+
+# ---- unit tests ----------------------------------------------------------------
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(patsubst test/unit/%.c,$(TESTBIN)/%,$(UNIT_SRC))
+TEST_SUPPORT_SRC := $(wildcard test/support/*.c)
+TEST_SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(TEST_SUPPORT_SRC))
+
+$(TESTBIN)/test_%: $(OBJ)/test/unit/test_%.o $(TEST_SUPPORT_OBJ) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LINK_LIBS) $(LDLIBS) -lcmocka
+
+# Extra test helpers written in C: test/tools/<name>.c -> $(TESTBIN)/<name>
+TOOL_SRC := $(wildcard test/tools/*.c)
+TOOL_BIN := $(patsubst test/tools/%.c,$(TESTBIN)/%,$(TOOL_SRC))
+$(TESTBIN)/%: $(OBJ)/test/tools/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+
+test-build: $(BINARIES) $(UNIT_BIN) $(TOOL_BIN)
+
+unit: test-build
+	@BUILD=$(BUILD) scripts/run-unit-tests.sh $(UNIT_BIN)
+
+integration: test-build
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) scripts/run-integration-tests.sh
+
+test: deps
+	$(MAKE) test-build
+	$(MAKE) unit
+	$(MAKE) integration
+
+deps:
+	@scripts/deps.sh
+
+# ---- fuzzing -------------------------------------------------------------------
+FUZZ_BUILD := build/fuzz
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst test/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+FUZZ_LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c) $(wildcard $(m)/$(PLATFORM)/*.c))
+FUZZ_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) -Wno-unused-parameter
+FUZZ_SECONDS ?= 30
+
+$(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(PROTO_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(PROTO_C) $(LDLIBS)
+
+fuzz: deps $(FUZZ_BIN)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzz.sh $(FUZZ_BIN)
+
+# ---- misc ------------------------------------------------------------------------
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+.PHONY: all deps test test-build unit integration fuzz format clean
+.DEFAULT_GOAL := all
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
