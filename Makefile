@@ -68,6 +68,15 @@ ALL_LIBS += $$(if $$($(1)_SRC),$(LIB)/lib$(1).a)
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
+# Guest-agent modules (gcs/guest/*.c) -> libgcsguest.a, linked like any module
+# library so unit tests can use them; only cmd/gcs references them.
+gcsguest_SRC := $(wildcard gcs/guest/*.c)
+gcsguest_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(gcsguest_SRC))
+$(LIB)/libgcsguest.a: $(gcsguest_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+ALL_LIBS += $(if $(gcsguest_SRC),$(LIB)/libgcsguest.a)
+
 PROTO_OBJ := $(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PROTO_C))
 $(LIB)/libproto.a: $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
@@ -121,6 +130,22 @@ TOOL_BIN := $(patsubst test/tools/%.c,$(TESTBIN)/%,$(TOOL_SRC))
 $(TESTBIN)/%: $(OBJ)/test/tools/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+
+# Go reference peers for interop tests: test/interop/go/<name>/ -> $(TESTBIN)/<name>,
+# built offline in GOPATH mode against Debian's /usr/share/gocode (ttrpc v1.1.1).
+GO_TOOL_DIRS := $(wildcard test/interop/go/*/)
+GO_TOOL_BIN := $(patsubst test/interop/go/%/,$(TESTBIN)/%,$(GO_TOOL_DIRS))
+GO_GOPATH := $(abspath $(BUILD)/gopath)
+GO_ENV := GO111MODULE=off GOPATH=$(GO_GOPATH):/usr/share/gocode GOCACHE=$(abspath build/gocache) GOFLAGS=-buildvcs=false
+$(GO_GOPATH)/src/ttrpcinterop:
+	@mkdir -p $(dir $@)
+	ln -sfn $(abspath test/interop/go) $@
+$(GO_TOOL_BIN): $(TESTBIN)/%: $(wildcard test/interop/go/*/*.go) | $(GO_GOPATH)/src/ttrpcinterop
+	@mkdir -p $(dir $@)
+	$(GO_ENV) go build -o $@ ttrpcinterop/$*
+ifneq ($(shell command -v go),)
+TOOL_BIN += $(GO_TOOL_BIN)
+endif
 
 test-build: $(BINARIES) $(UNIT_BIN) $(TOOL_BIN)
 
