@@ -163,6 +163,12 @@ test: deps
 deps:
 	@scripts/deps.sh
 
+# Linux utility VM boot files (kernel, initrd.img) -> build/LinuxBootFiles/
+# (always with the plain, non-sanitizer agent: it runs inside the guest).
+uvm: deps
+	@$(MAKE) --no-print-directory SANITIZE= BUILD=build build/bin/gcs
+	@GCS_BIN=build/bin/gcs scripts/build-uvm.sh build/LinuxBootFiles
+
 # ---- fuzzing -------------------------------------------------------------------
 FUZZ_BUILD := build/fuzz
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
@@ -185,7 +191,8 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps test test-build unit integration fuzz format clean
+.PHONY: all deps uvm test test-build unit integration fuzz format clean
 .DEFAULT_GOAL := all
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+include mk/windows.mk
