@@ -1,0 +1,498 @@
+#include "shim/stdio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim/socket.h"
+#include "shim/stdio_internal.h"
+
+/* ---- stdio strings ------------------------------------------------------------ */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* URL unescaping (%XX a byte; '+' a space in queries); NULL if malformed. */
+static char *query_unescape(const char *s, size_t len, bool plus_is_space)
+{
+    char *out = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+' && plus_is_space) {
+            out[w++] = ' ';
+        } else if (s[i] == '%') {
+            int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                free(out);
+                return NULL;
+            }
+            out[w++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[w++] = s[i];
+        }
+    }
+    out[w] = '\0';
+    return out;
+}
+
+static bool has_key(const struct shim_stdio_uri *uri, const char *key)
+{
+    for (size_t i = 0; i < uri->n_args; i += 2) {
+        if (strcmp(uri->args[i], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int push_arg(struct shim_stdio_uri *uri, char *arg)
+{
+    char **grown = realloc(uri->args, (uri->n_args + 2) * sizeof(char *));
+    if (grown == NULL) {
+        free(arg);
+        return -1;
+    }
+    uri->args = grown;
+    uri->args[uri->n_args++] = arg;
+    uri->args[uri->n_args] = NULL;
+    return 0;
+}
+
+/* argv tail: each key and its first value (Go url.Values.Get). */
+static int parse_query(const char *q, struct shim_stdio_uri *uri, shim_error_t **err)
+{
+    while (*q) {
+        size_t len = strcspn(q, "&");
+        const char *eq = memchr(q, '=', len);
+        size_t key_len = eq ? (size_t)(eq - q) : len;
+        char *key = query_unescape(q, key_len, true);
+        char *value = eq ? query_unescape(eq + 1, len - key_len - 1, true) : strdup("");
+        if (key == NULL || value == NULL) {
+            free(key);
+            free(value);
+            return error_set(err, RPC_INVALID_ARGUMENT, "malformed query in binary:// stdio URI");
+        }
+        if (key[0] == '\0' || has_key(uri, key)) {
+            free(key);
+            free(value);
+        } else if (push_arg(uri, key) < 0 || push_arg(uri, value) < 0) {
+            return error_set(err, RPC_INTERNAL, "out of memory");
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+static int parse_scheme_path(const char *rest, const char *scheme, struct shim_stdio_uri *out,
+                             shim_error_t **err)
+{
+    /* scheme:///abs/path — an authority (host) is not allowed. */
+    if (strncmp(rest, "//", 2) != 0 || rest[2] != '/')
+        return error_set(err, RPC_INVALID_ARGUMENT,
+                         "%s:// stdio URI must name an absolute path (%s:///path)", scheme, scheme);
+    const char *path = rest + 2;
+    size_t path_len = strcspn(path, "?");
+    out->path = query_unescape(path, path_len, false);
+    if (out->path == NULL)
+        return error_set(err, RPC_INVALID_ARGUMENT, "malformed path in %s:// stdio URI", scheme);
+    if (path[path_len] == '?' && out->kind == SHIM_STDIO_BINARY)
+        return parse_query(path + path_len + 1, out, err);
+    return 0;
+}
+
+int shim_stdio_uri_parse(const char *s, struct shim_stdio_uri *out, shim_error_t **err)
+{
+    memset(out, 0, sizeof(*out));
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    const char *colon = strstr(s, "://");
+    int ret = 0;
+    if (colon == NULL) {
+        out->kind = SHIM_STDIO_FIFO;
+        out->path = strdup(s);
+        if (out->path == NULL)
+            ret = error_set(err, RPC_INTERNAL, "out of memory");
+        else if (s[0] != '/')
+            ret = error_set(err, RPC_INVALID_ARGUMENT, "stdio path %s is not absolute", s);
+    } else {
+        size_t scheme_len = (size_t)(colon - s);
+        if (scheme_len == 4 && strncmp(s, "fifo", 4) == 0)
+            out->kind = SHIM_STDIO_FIFO;
+        else if (scheme_len == 4 && strncmp(s, "file", 4) == 0)
+            out->kind = SHIM_STDIO_FILE;
+        else if (scheme_len == 6 && strncmp(s, "binary", 6) == 0)
+            out->kind = SHIM_STDIO_BINARY;
+        else
+            return error_set(err, RPC_INVALID_ARGUMENT, "unsupported stdio URI scheme in %s", s);
+        char scheme[8];
+        snprintf(scheme, sizeof(scheme), "%.*s", (int)scheme_len, s);
+        ret = parse_scheme_path(colon + 1, scheme, out, err);
+    }
+    if (ret < 0)
+        shim_stdio_uri_free(out);
+    return ret;
+}
+
+void shim_stdio_uri_free(struct shim_stdio_uri *uri)
+{
+    free(uri->path);
+    for (size_t i = 0; i < uri->n_args; i++)
+        free(uri->args[i]);
+    free(uri->args);
+    memset(uri, 0, sizeof(*uri));
+}
+
+/* ---- upstream io ---------------------------------------------------------------- */
+
+void stdio_io_maybe_finish(shim_upstream_io_t *io)
+{
+    if (!io->closing || io->pending > 0)
+        return;
+    shim_io_closed_cb cb = io->closed_cb;
+    void *data = io->closed_data;
+    free(io);
+    if (cb)
+        cb(data);
+}
+
+static void io_handle_closed(uv_handle_t *h)
+{
+    shim_upstream_io_t *io = h->data;
+    free(h);
+    io->pending--;
+    stdio_io_maybe_finish(io);
+}
+
+void stdio_io_close_handle(shim_upstream_io_t *io, uv_handle_t *h)
+{
+    if (h == NULL)
+        return;
+    h->data = io;
+    io->pending++;
+    uv_close(h, io_handle_closed);
+}
+
+int stdio_wrap_pipe(uv_loop_t *loop, int fd, uv_pipe_t **out, shim_error_t **err)
+{
+    uv_pipe_t *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return error_set(err, RPC_INTERNAL, "out of memory");
+    uv_pipe_init(loop, p, 0);
+    int rc = uv_pipe_open(p, fd);
+    if (rc < 0) {
+        /* The handle is initialised: it must be closed through the loop. */
+        uv_close((uv_handle_t *)p, (uv_close_cb)free);
+        return error_set_uv(err, RPC_INTERNAL, rc, "watch fd %d", fd);
+    }
+    *out = p;
+    return 0;
+}
+
+static int open_fifo(const char *path, int flags, shim_error_t **err)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return error_set_errno(err, errno == ENOENT ? RPC_NOT_FOUND : RPC_INTERNAL, errno,
+                               "open stdio %s", path);
+    return fd;
+}
+
+/* A stream sink when the fd can be polled (FIFO, socket), else an fd sink. */
+static int sink_from_fd(shim_upstream_io_t *io, int fd, struct sink *sink, shim_error_t **err)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        if (stdio_wrap_pipe(io->loop, fd, &sink->pipe, err) < 0) {
+            close(fd);
+            return -1;
+        }
+        return 0;
+    }
+    sink->fd = fd;
+    return 0;
+}
+
+static int open_file_sink(shim_upstream_io_t *io, const char *path, struct sink *sink,
+                          shim_error_t **err)
+{
+    char *dir = strdup(path);
+    if (dir == NULL)
+        return error_set(err, RPC_INTERNAL, "out of memory");
+    char *slash = strrchr(dir, '/');
+    int ret = 0;
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        ret = shim_mkdir_p(dir, 0755, err);
+    }
+    free(dir);
+    if (ret < 0)
+        return -1;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return error_set_errno(err, RPC_INTERNAL, errno, "open stdio file %s", path);
+    return sink_from_fd(io, fd, sink, err);
+}
+
+static int open_output(shim_upstream_io_t *io, const struct shim_stdio_uri *uri, struct sink *sink,
+                       shim_error_t **err)
+{
+    if (uri->kind == SHIM_STDIO_FILE)
+        return open_file_sink(io, uri->path, sink, err);
+    int fd = open_fifo(uri->path, O_RDWR | O_NONBLOCK, err);
+    if (fd < 0)
+        return -1;
+    return sink_from_fd(io, fd, sink, err);
+}
+
+static int open_stdin(shim_upstream_io_t *io, const char *path, shim_error_t **err)
+{
+    struct shim_stdio_uri uri;
+    if (shim_stdio_uri_parse(path, &uri, err) < 0)
+        return -1;
+    int ret = 0;
+    int fd = -1;
+    struct stat st;
+    if (uri.kind != SHIM_STDIO_FIFO) {
+        ret = error_set(err, RPC_INVALID_ARGUMENT, "stdin %s must be a FIFO path", path);
+        goto out;
+    }
+    fd = open_fifo(uri.path, O_RDONLY | O_NONBLOCK, err);
+    if (fd < 0) {
+        ret = -1;
+        goto out;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+        close(fd);
+        ret = error_set(err, RPC_INVALID_ARGUMENT, "stdin %s is not a FIFO", uri.path);
+        goto out;
+    }
+    /* The keep-alive writer: no EOF until CloseIO, whatever the client does. */
+    io->stdin_keepalive_fd = open(uri.path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (io->stdin_keepalive_fd < 0) {
+        ret =
+            error_set_errno(err, RPC_INTERNAL, errno, "open stdin keep-alive writer %s", uri.path);
+        close(fd);
+        goto out;
+    }
+    ret = stdio_wrap_pipe(io->loop, fd, &io->stdin_pipe, err);
+    if (ret < 0)
+        close(fd);
+out:
+    shim_stdio_uri_free(&uri);
+    return ret;
+}
+
+void stdio_close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+int stdio_make_pipe(int fds[2], shim_error_t **err)
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return error_set_errno(err, RPC_INTERNAL, errno, "pipe");
+    return 0;
+}
+
+/* ---- open / close ------------------------------------------------------------------ */
+
+void stdio_io_close_pipes(shim_upstream_io_t *io)
+{
+    stdio_io_close_handle(io, (uv_handle_t *)io->out.pipe);
+    stdio_io_close_handle(io, (uv_handle_t *)io->err.pipe);
+    stdio_io_close_handle(io, (uv_handle_t *)io->stdin_pipe);
+    io->out.pipe = io->err.pipe = io->stdin_pipe = NULL;
+}
+
+static void ready_finish(shim_upstream_io_t *io, int status)
+{
+    if (io->ready_done)
+        return;
+    io->ready_done = true;
+    if (io->ready_pipe) {
+        uv_read_stop((uv_stream_t *)io->ready_pipe);
+        stdio_io_close_handle(io, (uv_handle_t *)io->ready_pipe);
+        io->ready_pipe = NULL;
+    }
+    if (io->ready_timer) {
+        uv_timer_stop(io->ready_timer);
+        stdio_io_close_handle(io, (uv_handle_t *)io->ready_timer);
+        io->ready_timer = NULL;
+    }
+    if (io->ready_cb && !io->closing)
+        io->ready_cb(io, status, io->ready_data);
+}
+
+void shim_upstream_io_close(shim_upstream_io_t *io, shim_io_closed_cb cb, void *data)
+{
+    if (io == NULL) {
+        if (cb)
+            cb(data);
+        return;
+    }
+    io->closing = true;
+    io->closed_cb = cb;
+    io->closed_data = data;
+    io->pending++; /* hold io until this function returns */
+    ready_finish(io, UV_ECANCELED);
+    stdio_io_close_pipes(io);
+    stdio_close_fd(&io->out.fd);
+    stdio_close_fd(&io->err.fd);
+    stdio_close_fd(&io->stdin_keepalive_fd);
+    stdio_logger_stop(io);
+    io->pending--;
+    stdio_io_maybe_finish(io);
+}
+
+static int open_outputs(shim_upstream_io_t *io, const struct shim_stdio_config *cfg,
+                        shim_error_t **err)
+{
+    struct shim_stdio_uri out_uri, err_uri;
+    memset(&err_uri, 0, sizeof(err_uri));
+    if (shim_stdio_uri_parse(cfg->stdout_path, &out_uri, err) < 0)
+        return -1;
+    bool want_stderr = !cfg->terminal && cfg->stderr_path && cfg->stderr_path[0];
+    int ret = 0;
+    if (out_uri.kind == SHIM_STDIO_BINARY) {
+        ret = stdio_logger_start(io, &out_uri, cfg, want_stderr, err);
+    } else {
+        if (out_uri.kind != SHIM_STDIO_NONE)
+            ret = open_output(io, &out_uri, &io->out, err);
+        if (ret == 0 && want_stderr) {
+            /* file:// on stdout takes stderr along into the same file (runc). */
+            if (out_uri.kind == SHIM_STDIO_FILE)
+                ret = open_output(io, &out_uri, &io->err, err);
+            else if ((ret = shim_stdio_uri_parse(cfg->stderr_path, &err_uri, err)) == 0)
+                ret = err_uri.kind == SHIM_STDIO_BINARY
+                          ? error_set(err, RPC_INVALID_ARGUMENT,
+                                      "binary:// stderr needs binary:// stdout")
+                          : open_output(io, &err_uri, &io->err, err);
+        }
+    }
+    shim_stdio_uri_free(&out_uri);
+    shim_stdio_uri_free(&err_uri);
+    return ret;
+}
+
+int shim_upstream_io_open(uv_loop_t *loop, const struct shim_stdio_config *cfg,
+                          shim_upstream_io_t **out, shim_error_t **err)
+{
+    shim_upstream_io_t *io = calloc(1, sizeof(*io));
+    if (io == NULL)
+        return error_set(err, RPC_INTERNAL, "out of memory");
+    io->loop = loop;
+    io->out.fd = io->err.fd = io->stdin_keepalive_fd = io->logger_pidfd = -1;
+    io->logger_kill_timeout_ms =
+        cfg->logger_kill_timeout_ms ? cfg->logger_kill_timeout_ms : SHIM_LOGGER_KILL_TIMEOUT_MS;
+    int ret = open_outputs(io, cfg, err);
+    if (ret == 0 && cfg->stdin_path && cfg->stdin_path[0])
+        ret = open_stdin(io, cfg->stdin_path, err);
+    if (ret < 0) {
+        shim_upstream_io_close(io, NULL, NULL);
+        return -1;
+    }
+    if (io->ready_pipe == NULL)
+        io->ready_done = true;
+    *out = io;
+    return 0;
+}
+
+bool shim_upstream_io_has_stdin(const shim_upstream_io_t *io)
+{
+    return io->stdin_pipe != NULL;
+}
+
+bool shim_upstream_io_has_stdout(const shim_upstream_io_t *io)
+{
+    return io->out.pipe != NULL || io->out.fd >= 0;
+}
+
+bool shim_upstream_io_has_stderr(const shim_upstream_io_t *io)
+{
+    return io->err.pipe != NULL || io->err.fd >= 0;
+}
+
+int shim_upstream_io_logger_pid(const shim_upstream_io_t *io)
+{
+    return io->logger_pid;
+}
+
+void shim_upstream_io_close_stdin(shim_upstream_io_t *io)
+{
+    stdio_close_fd(&io->stdin_keepalive_fd);
+}
+
+static void ready_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char scratch[64]; /* contents are discarded */
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void ready_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        ready_finish(s->data, nread == UV_EOF ? 0 : (int)nread);
+}
+
+static void ready_timeout(uv_timer_t *t)
+{
+    ready_finish(t->data, UV_ETIMEDOUT);
+}
+
+static void ready_now(uv_timer_t *t)
+{
+    shim_upstream_io_t *io = t->data;
+    io->ready_done = false;
+    ready_finish(io, 0);
+}
+
+int shim_upstream_io_wait_ready(shim_upstream_io_t *io, uint64_t timeout_ms, shim_io_ready_cb cb,
+                                void *data, shim_error_t **err)
+{
+    if (io->ready_cb != NULL || io->closing)
+        return error_set(err, RPC_FAILED_PRECONDITION, "stdio readiness already awaited");
+    io->ready_timer = malloc(sizeof(*io->ready_timer));
+    if (io->ready_timer == NULL)
+        return error_set(err, RPC_INTERNAL, "out of memory");
+    io->ready_cb = cb;
+    io->ready_data = data;
+    uv_timer_init(io->loop, io->ready_timer);
+    io->ready_timer->data = io;
+    if (io->ready_pipe == NULL) {
+        uv_timer_start(io->ready_timer, ready_now, 0, 0);
+        return 0;
+    }
+    io->ready_pipe->data = io;
+    int rc = uv_read_start((uv_stream_t *)io->ready_pipe, ready_alloc, ready_read);
+    if (rc < 0) {
+        uv_timer_start(io->ready_timer, ready_now, 0, 0); /* cannot watch: do not block */
+        return 0;
+    }
+    if (timeout_ms > 0) {
+        uv_update_time(io->loop);
+        uv_timer_start(io->ready_timer, ready_timeout, timeout_ms, 0);
+    }
+    return 0;
+}
