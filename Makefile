@@ -46,7 +46,11 @@ WKT := google/protobuf/any.proto google/protobuf/empty.proto google/protobuf/tim
 PROTO_C := $(addprefix $(GEN)/,$(PROTO_REL:.proto=.pb-c.c) $(WKT:.proto=.pb-c.c))
 PROTO_STAMP := $(GEN)/.stamp
 
-$(PROTO_STAMP): $(PROTO_SRC)
+# Regenerate when the well-known-type list changes too (not on every Makefile edit).
+WKT_LIST := $(GEN)/.wkt-list
+$(shell mkdir -p $(GEN); echo '$(WKT)' | cmp -s - $(WKT_LIST) || echo '$(WKT)' > $(WKT_LIST))
+
+$(PROTO_STAMP): $(PROTO_SRC) $(WKT_LIST)
 	@mkdir -p $(GEN)
 	protoc-c -Iproto -I/usr/include --c_out=$(GEN) $(PROTO_REL) $(WKT)
 	@touch $@
@@ -184,6 +188,24 @@ $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(PROTO_STAMP)
 fuzz: deps $(FUZZ_BIN)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzz.sh $(FUZZ_BIN)
 
+# ---- benchmarks ------------------------------------------------------------------
+# bench/<name>.c -> build/bench/bin/<name>, always the plain (non-sanitizer)
+# build; scripts/bench.sh runs everything against a private containerd.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,build/bench/bin/%,$(BENCH_SRC))
+build/bench/bin/%: $(OBJ)/bench/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory SANITIZE= BUILD=build all $(BENCH_BIN)
+	@scripts/bench.sh
+
+# ---- demo: one container through containerd and the shim (scripts/demo.sh) ----------
+demo: deps
+	@$(MAKE) --no-print-directory SANITIZE= BUILD=build all
+	@BIN_DIR=$(abspath build/bin) scripts/demo.sh
+
 # ---- misc ------------------------------------------------------------------------
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -191,7 +213,7 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps uvm test test-build unit integration fuzz format clean
+.PHONY: all deps uvm test test-build unit integration fuzz format clean demo bench
 .DEFAULT_GOAL := all
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -7,6 +7,9 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <uv.h>
+#endif
 
 #define LOG_RECORD_MAX 8192
 #define LOG_FIELDS_MAX 32
@@ -49,10 +52,9 @@ bool log_enabled(enum log_level level)
 }
 
 /* logrus quotes a text value unless every byte is in [A-Za-z0-9-._/@^+]. */
+/* logrus (QuoteEmptyFields off) writes an empty value bare: `key=`. */
 static bool text_needs_quoting(const char *s)
 {
-    if (*s == '\0')
-        return true;
     for (; *s; s++) {
         char c = *s;
         bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -81,27 +83,59 @@ static void put_str(struct out_buf *o, const char *s)
         put_char(o, *s++);
 }
 
-/* Go strconv.Quote-like escaping for text values and JSON strings alike. */
+static void put_hex_escape(struct out_buf *o, const char *prefix, unsigned c)
+{
+    char hex[8];
+    snprintf(hex, sizeof(hex), "%s%0*x", prefix, prefix[1] == 'u' ? 4 : 2, c);
+    put_str(o, hex);
+}
+
+/* Escapes shared by Go's %q (text format) and JSON; returns false when the
+ * byte needs the format's own control-character escape. */
+static bool put_common_escape(struct out_buf *o, unsigned char c)
+{
+    switch (c) {
+    case '"': put_str(o, "\\\""); return true;
+    case '\\': put_str(o, "\\\\"); return true;
+    case '\n': put_str(o, "\\n"); return true;
+    case '\r': put_str(o, "\\r"); return true;
+    case '\t': put_str(o, "\\t"); return true;
+    default:
+        if (c >= 0x20 && c != 0x7f) {
+            put_char(o, (char)c);
+            return true;
+        }
+        return false;
+    }
+}
+
+/* Go's strconv.Quote, as logrus uses it for text values. */
+static void put_go_quoted(struct out_buf *o, const char *s)
+{
+    put_char(o, '"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (put_common_escape(o, c))
+            continue;
+        switch (c) {
+        case '\a': put_str(o, "\\a"); break;
+        case '\b': put_str(o, "\\b"); break;
+        case '\f': put_str(o, "\\f"); break;
+        case '\v': put_str(o, "\\v"); break;
+        default: put_hex_escape(o, "\\x", c);
+        }
+    }
+    put_char(o, '"');
+}
+
+/* A JSON string. */
 static void put_quoted(struct out_buf *o, const char *s)
 {
     put_char(o, '"');
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '"': put_str(o, "\\\""); break;
-        case '\\': put_str(o, "\\\\"); break;
-        case '\n': put_str(o, "\\n"); break;
-        case '\r': put_str(o, "\\r"); break;
-        case '\t': put_str(o, "\\t"); break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                char hex[8];
-                snprintf(hex, sizeof(hex), "\\u%04x", c);
-                put_str(o, hex);
-            } else {
-                put_char(o, (char)c);
-            }
-        }
+        if (!put_common_escape(o, c))
+            put_hex_escape(o, "\\u", c);
     }
     put_char(o, '"');
 }
@@ -109,7 +143,7 @@ static void put_quoted(struct out_buf *o, const char *s)
 static void put_text_value(struct out_buf *o, const char *v)
 {
     if (text_needs_quoting(v))
-        put_quoted(o, v);
+        put_go_quoted(o, v);
     else
         put_str(o, v);
 }
@@ -127,38 +161,68 @@ static void format_time(char *buf, size_t size, double unix_time)
     snprintf(buf, size, "%s.%09ldZ", base, nanos);
 }
 
+/* logrus sorts field keys (stable for repeated keys); order[] gets pair indices. */
+static int sorted_pairs(const char *const *fields, int nfields, int *order)
+{
+    int n = nfields / 2;
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        while (j > 0 && strcmp(fields[2 * order[j - 1]], fields[2 * i]) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    return n;
+}
+
 static void format_text(struct out_buf *o, const char *ts, enum log_level level, const char *msg,
                         const char *const *fields, int nfields)
 {
+    int order[LOG_FIELDS_MAX / 2];
+    int n = sorted_pairs(fields, nfields, order);
     put_str(o, "time=");
     put_quoted(o, ts);
     put_str(o, " level=");
     put_str(o, log_level_name(level));
     put_str(o, " msg=");
     put_text_value(o, msg);
-    for (int i = 0; i + 1 < nfields; i += 2) {
+    for (int k = 0; k < n; k++) {
+        const char *key = fields[2 * order[k]];
+        const char *value = fields[2 * order[k] + 1];
         put_char(o, ' ');
-        put_str(o, fields[i]);
+        put_str(o, key);
         put_char(o, '=');
-        put_text_value(o, fields[i + 1] ? fields[i + 1] : "<nil>");
+        put_text_value(o, value ? value : "<nil>");
     }
     put_char(o, '\n');
 }
 
+/* logrus' JSON formatter marshals a map: every key, fixed ones included, sorted. */
 static void format_json(struct out_buf *o, const char *ts, enum log_level level, const char *msg,
                         const char *const *fields, int nfields)
 {
-    put_str(o, "{\"level\":");
-    put_quoted(o, log_level_name(level));
-    put_str(o, ",\"msg\":");
-    put_quoted(o, msg);
-    put_str(o, ",\"time\":");
-    put_quoted(o, ts);
+    const char *all[LOG_FIELDS_MAX + 6];
+    int order[LOG_FIELDS_MAX / 2 + 3];
+    int len = 0;
+    all[len++] = "level";
+    all[len++] = log_level_name(level);
+    all[len++] = "msg";
+    all[len++] = msg;
+    all[len++] = "time";
+    all[len++] = ts;
     for (int i = 0; i + 1 < nfields; i += 2) {
-        put_char(o, ',');
-        put_quoted(o, fields[i]);
+        all[len++] = fields[i];
+        all[len++] = fields[i + 1];
+    }
+    int n = sorted_pairs(all, len, order);
+    put_char(o, '{');
+    for (int k = 0; k < n; k++) {
+        if (k > 0)
+            put_char(o, ',');
+        put_quoted(o, all[2 * order[k]]);
         put_char(o, ':');
-        put_quoted(o, fields[i + 1] ? fields[i + 1] : "");
+        put_quoted(o, all[2 * order[k] + 1] ? all[2 * order[k] + 1] : "");
     }
     put_str(o, "}\n");
 }
@@ -171,6 +235,10 @@ int log_format_record(char *buf, int size, enum log_format format, double unix_t
     char ts[64];
     if (size <= 1)
         return 0;
+    if (nfields > LOG_FIELDS_MAX)
+        nfields = LOG_FIELDS_MAX;
+    if (nfields < 0 || fields == NULL)
+        nfields = 0;
     format_time(ts, sizeof(ts), unix_time);
     if (format == LOG_FORMAT_JSON)
         format_json(&o, ts, level, msg, fields, nfields);
@@ -185,9 +253,17 @@ int log_format_record(char *buf, int size, enum log_format format, double unix_t
 
 static double now_unix(void)
 {
+#ifdef _WIN32
+    /* MSVCRT has no clock_gettime; libuv's wall clock has microseconds. */
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0)
+        return (double)time(NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+#else
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+#endif
 }
 
 static void write_all(int fd, const char *p, int len)
