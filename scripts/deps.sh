@@ -14,6 +14,10 @@ PACKAGES=(
   golang-go golang-github-containerd-ttrpc-dev golang-github-gogo-protobuf-dev
   # test plumbing
   procps psmisc util-linux iproute2 kmod
+  # Linux utility VM (scripts/build-uvm.sh; linux-image-amd64 is only downloaded, never installed)
+  qemu-system-x86 cpio python3 e2fsprogs
+  # benchmarks (make bench: charts)
+  gnuplot-nox
 )
 
 missing=()
