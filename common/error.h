@@ -9,6 +9,8 @@
 
 #include <stdarg.h>
 
+#include "common/compiler.h"
+
 enum rpc_code {
     RPC_OK = 0,
     RPC_CANCELED = 1,
@@ -36,15 +38,15 @@ typedef struct shim_error {
 } shim_error_t;
 
 /* Stores a new error in *err (if err != NULL) and returns -1. */
-int error_set(shim_error_t **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int error_set(shim_error_t **err, int code, const char *fmt, ...) SHIM_PRINTF(3, 4);
 /* Like error_set, appending ": strerror(errnum)". */
 int error_set_errno(shim_error_t **err, int code, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    SHIM_PRINTF(4, 5);
 /* Like error_set, appending ": uv_strerror(uv_status)". */
 int error_set_uv(shim_error_t **err, int code, int uv_status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    SHIM_PRINTF(4, 5);
 /* Prefixes an existing error's message with more context; returns -1. */
-int error_wrap(shim_error_t **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int error_wrap(shim_error_t **err, const char *fmt, ...) SHIM_PRINTF(2, 3);
 void error_free(shim_error_t *err);
 const char *rpc_code_name(int code);
 

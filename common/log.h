@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include "common/compiler.h"
+
 enum log_level {
     LOG_LEVEL_PANIC = 0,
     LOG_LEVEL_FATAL,
@@ -39,7 +41,7 @@ bool log_enabled(enum log_level level);
  *   log_fields(LOG_LEVEL_INFO, "task started", "id", id, "pid", pidstr, NULL); */
 void log_fields(enum log_level level, const char *msg, ...) __attribute__((sentinel));
 /* printf-style message without extra fields. */
-void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) SHIM_PRINTF(2, 3);
 
 /* Formats one record into buf (for tests); returns the length written
  * (truncated to size-1) including the trailing newline. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/strbuf.h"
 #include "hcs/schema.h"
 #include "oci/annotations.h"
 #include "oci/lcow_spec.h"
@@ -193,11 +194,7 @@ static int mounts_doc(const json_t *spec, json_t *container, shim_error_t **err)
 /* Comma-joins the string members of an array (Go strings.Join). */
 static char *join_strings(const json_t *arr)
 {
-    char *joined = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&joined, &len);
-    if (f == NULL)
-        return NULL;
+    struct strbuf sb = STRBUF_INIT;
     bool first = true;
     size_t i;
     json_t *s;
@@ -205,14 +202,10 @@ static char *join_strings(const json_t *arr)
     {
         if (!json_is_string(s))
             continue;
-        fprintf(f, "%s%s", first ? "" : ",", json_string_value(s));
+        strbuf_addf(&sb, "%s%s", first ? "" : ",", json_string_value(s));
         first = false;
     }
-    if (fclose(f) != 0) {
-        free(joined);
-        return NULL;
-    }
-    return joined;
+    return strbuf_detach(&sb);
 }
 
 static json_t *networking_doc(const json_t *spec, const struct hcs_argon_params *p)

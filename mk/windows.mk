@@ -25,9 +25,11 @@ WIN_CPPFLAGS := -D_WIN32_WINNT=0x0A00 -DWINVER=0x0A00 -D__USE_MINGW_ANSI_STDIO=1
 	-D_GNU_SOURCE -include compat/win/compat.h -I. -I$(GEN) -I$(WIN_SYSROOT)/include
 WIN_CFLAGS := -std=c11 $(WARN) -g -O2 -MMD -MP
 WIN_LDFLAGS := -static -L$(WIN_SYSROOT)/lib
-# libuv's own Windows dependencies (its libuv-static.pc), then HCS.
+# libuv's own Windows dependencies (its libuv-static.pc). No -lcomputecore:
+# hcs/win/hcs_api.c loads computecore.dll at run time, so the .exe (and every
+# test) starts on hosts without HCS and under wine.
 WIN_SYSLIBS := -luv_a -ljansson -lprotobuf-c -lpsapi -luser32 -ladvapi32 -liphlpapi \
-	-luserenv -lws2_32 -ldbghelp -lole32 -lshell32 -luuid -lcomputecore
+	-luserenv -lws2_32 -ldbghelp -lole32 -lshell32 -luuid
 
 define win_module_rules
 WIN_$(1)_SRC := $$(wildcard $(1)/*.c) $$(wildcard $(1)/$(WIN_PLATFORM)/*.c)
@@ -50,6 +52,13 @@ $(WIN_OBJ)/gen/%.o: $(GEN)/%.c $(WIN_DEPS_STAMP) | $(PROTO_STAMP)
 $(WIN_OBJ)/%.o: %.c $(WIN_DEPS_STAMP) | $(PROTO_STAMP)
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CPPFLAGS) $(WIN_CFLAGS) -c $< -o $@
+
+# Transitional (notes/windows.md P1): these still say format(printf, ...),
+# which mingw checks against MSVCRT's dialect (%zu rejected). Warn, do not
+# fail, until they use SHIM_PRINTF from common/compiler.h; then drop the line.
+WIN_PRINTF_PENDING := gcs/mux.c
+$(patsubst %.c,$(WIN_OBJ)/%.o,$(WIN_PRINTF_PENDING)): WIN_CFLAGS += -Wno-error=format \
+	-Wno-error=format-extra-args
 
 $(WIN_DEPS_STAMP) &:
 	@scripts/build-windows-deps.sh
@@ -86,12 +95,13 @@ windows: $(WIN_DEPS_STAMP) $(PROTO_STAMP)
 # Tests that compile and link for Windows today, with the module libraries
 # they need (all of whose sources compile). Add a test here once its
 # blockers in notes/windows.md are fixed.
-WIN_UNIT_TESTS := log sha256 ttrpc_frame ttrpc_client ttrpc_server gcs_frame gcs_msg win_ttrpc_pipe
-WIN_TEST_MODULES := common ttrpc gcs oci
-# Blocked today (notes/windows.md): gcs_guest_connection, gcs_transport
-# (socketpair fakes), shim_cli/shim_options/shim_events (libshim), and the
-# golden-file tests hcs_* oci_* uvm_*_doc (golden.h: readlink /proc/self/exe).
-# Linux-only by nature: gcs_agent_*, hcs_qmp, shim_bundle/start/stdio.
+WIN_UNIT_TESTS := log sha256 ttrpc_frame ttrpc_client ttrpc_server gcs_frame gcs_msg \
+	win_ttrpc_pipe oci_annotations oci_lcow_spec uvm_lcow_doc uvm_wcow_doc hcs_argon \
+	hcs_modify hcs_stats win_hcs win_hvsock
+WIN_TEST_MODULES := common ttrpc gcs oci hcs uvm
+# Blocked today (notes/windows.md): gcs_guest_connection, gcs_transport,
+# gcs_mux (socketpair fakes), shim_cli/shim_options/shim_events (libshim).
+# Linux-only by nature: gcs_agent_*, hcs_qmp, hcs_qemu_*, shim_bundle/start/stdio.
 # test/support/*.c compile to nothing where POSIX-only; win/ has the rest.
 WIN_TEST_SUPPORT_SRC := $(wildcard test/support/*.c) $(wildcard test/support/$(WIN_PLATFORM)/*.c)
 WIN_TEST_SUPPORT_OBJ := $(patsubst %.c,$(WIN_OBJ)/%.o,$(WIN_TEST_SUPPORT_SRC))

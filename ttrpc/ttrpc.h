@@ -114,8 +114,7 @@ void ttrpc_call_reply(ttrpc_call_t *call, const uint8_t *payload, size_t len);
 /* Finish the call successfully with a packed message (NULL = empty payload). */
 void ttrpc_call_reply_message(ttrpc_call_t *call, const ProtobufCMessage *message);
 /* Finish the call with an error status. */
-void ttrpc_call_fail(ttrpc_call_t *call, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void ttrpc_call_fail(ttrpc_call_t *call, int code, const char *fmt, ...) SHIM_PRINTF(3, 4);
 /* Finish the call with err's code and message (err stays the caller's). */
 void ttrpc_call_fail_error(ttrpc_call_t *call, const shim_error_t *err);
 

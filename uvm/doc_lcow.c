@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strbuf.h"
 #include "hcs/schema.h"
 
 static bool nonempty(const char *s)
@@ -49,66 +50,59 @@ static const char *rootfs_args(const struct uvm_lcow_options *o, char *buf, size
     return buf;
 }
 
-static void write_exec_part(FILE *f, const struct uvm_lcow_options *o)
+static void write_exec_part(struct strbuf *sb, const struct uvm_lcow_options *o)
 {
-    fputs("/bin/vsockexec", f);
+    strbuf_adds(sb, "/bin/vsockexec");
     if (o->forward_stdout)
-        fputs(" -o 109", f);
+        strbuf_adds(sb, " -o 109");
     if (o->forward_stderr)
-        fputs(" -e 109", f);
-    fprintf(f, " %s", o->exec_command_line);
+        strbuf_adds(sb, " -e 109");
+    strbuf_addf(sb, " %s", o->exec_command_line);
     if (o->disable_time_sync)
-        fputs(" -disable-time-sync", f);
+        strbuf_adds(sb, " -disable-time-sync");
     if (o->disable_log_scrubbing)
-        fputs(" -scrub-logs=false", f);
+        strbuf_adds(sb, " -scrub-logs=false");
     if (nonempty(o->common.process_dump_location))
-        fprintf(f, " -core-dump-location %s", o->common.process_dump_location);
+        strbuf_addf(sb, " -core-dump-location %s", o->common.process_dump_location);
 }
 
-static void write_init_args(FILE *f, const struct uvm_lcow_options *o)
+static void write_init_args(struct strbuf *sb, const struct uvm_lcow_options *o)
 {
-    fputs("-e 1", f);
+    strbuf_adds(sb, "-e 1");
     if (o->writable_overlay_dirs && o->rootfs_type == UVM_ROOTFS_VHD)
-        fputs(" -w", f);
+        strbuf_adds(sb, " -w");
     bool console = nonempty(o->common.console_pipe);
-    fputs(console ? " sh -c \"" : " ", f);
-    write_exec_part(f, o);
+    strbuf_adds(sb, console ? " sh -c \"" : " ");
+    write_exec_part(sb, o);
     if (console)
-        fputs(" & exec sh\"", f);
+        strbuf_adds(sb, " & exec sh\"");
 }
 
 char *uvm_lcow_kernel_cmdline(const struct uvm_lcow_options *o)
 {
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    if (f == NULL)
-        return NULL;
+    struct strbuf buffer = STRBUF_INIT;
+    struct strbuf *sb = &buffer;
     char buf[512];
     const struct uvm_common_options *c = &o->common;
     bool console = nonempty(c->console_pipe);
-    fputs(rootfs_args(o, buf, sizeof(buf)), f);
-    fputs(" initcall_blacklist=virtio_vsock_init", f);
+    strbuf_adds(sb, rootfs_args(o, buf, sizeof(buf)));
+    strbuf_adds(sb, " initcall_blacklist=virtio_vsock_init");
     if (console)
-        fprintf(f, " 8250_core.nr_uarts=1 8250_core.skip_txen_test=1 console=%s,115200",
-                c->host.arm64 ? "ttyAMA0" : "ttyS0");
+        strbuf_addf(sb, " 8250_core.nr_uarts=1 8250_core.skip_txen_test=1 console=%s,115200",
+                    c->host.arm64 ? "ttyAMA0" : "ttyS0");
     else if (!c->host.arm64)
-        fputs(" 8250_core.nr_uarts=0", f);
+        strbuf_adds(sb, " 8250_core.nr_uarts=0");
     if (c->enable_graphics_console)
-        fputs(" console=tty", f);
+        strbuf_adds(sb, " console=tty");
     if (!console && !c->enable_graphics_console)
-        fputs(" panic=-1 quiet", f);
+        strbuf_adds(sb, " panic=-1 quiet");
     if (nonempty(o->kernel_boot_options))
-        fprintf(f, " %s", o->kernel_boot_options);
+        strbuf_addf(sb, " %s", o->kernel_boot_options);
     if (!o->vpci_enabled)
-        fputs(" pci=off", f);
-    fprintf(f, " nr_cpus=%d brd.rd_nr=0 pmtmr=0 -- ", (int)c->processor_count);
-    write_init_args(f, o);
-    if (fclose(f) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
+        strbuf_adds(sb, " pci=off");
+    strbuf_addf(sb, " nr_cpus=%d brd.rd_nr=0 pmtmr=0 -- ", (int)c->processor_count);
+    write_init_args(sb, o);
+    return strbuf_detach(sb);
 }
 
 static json_t *chipset_doc(const struct uvm_lcow_options *o, const char *cmdline)

@@ -15,27 +15,6 @@
 #define _POSIX_THREAD_SAFE_FUNCTIONS 200112L
 #endif
 
-/* mingw's GCC checks __attribute__((format(printf, ...))) against the MSVCRT
- * dialect (no %zu), although the code runs on mingw's C99 printf. Until the
- * project's headers say gnu_printf on mingw (see notes/windows.md), map the
- * archetype here. An archetype not listed becomes an unknown attribute
- * argument, which -Werror reports, so nothing is silently unchecked. */
-#define format(archetype, fmt_index, first_arg)                                                    \
-    __format__(COMPAT_FORMAT_##archetype, fmt_index, first_arg)
-#define COMPAT_FORMAT_printf gnu_printf
-#define COMPAT_FORMAT___printf__ gnu_printf
-#define COMPAT_FORMAT_gnu_printf gnu_printf
-#define COMPAT_FORMAT_scanf gnu_scanf
-#define COMPAT_FORMAT_gnu_scanf gnu_scanf
-#define COMPAT_FORMAT_strftime strftime
-#define COMPAT_FORMAT_gnu_strftime gnu_strftime
-#define COMPAT_FORMAT_ms_printf ms_printf
-#define COMPAT_FORMAT_ms_scanf ms_scanf
-#define COMPAT_FORMAT___MINGW_PRINTF_FORMAT __MINGW_PRINTF_FORMAT
-#define COMPAT_FORMAT___MINGW_SCANF_FORMAT __MINGW_SCANF_FORMAT
-#define COMPAT_FORMAT___MINGW_MS_PRINTF_FORMAT __MINGW_MS_PRINTF_FORMAT
-#define COMPAT_FORMAT___MINGW_MS_SCANF_FORMAT __MINGW_MS_SCANF_FORMAT
-
 #include <fcntl.h>
 #include <io.h>
 #include <stdlib.h>

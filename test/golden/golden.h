@@ -3,7 +3,7 @@
  *
  * Golden files live in test/golden/. They are found through $GOLDEN_DIR, or
  * test/golden relative to the working directory, or relative to the test
- * binary (build/test/<bin> or build/san/test/<bin>). Comparison is
+ * binary (build/test/<bin>, build/san/test/<bin> or build/windows/test/<bin>.exe). Comparison is
  * structural (json_equal): key order does not matter, a missing key is a
  * mismatch. */
 #ifndef TEST_GOLDEN_H
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 static inline json_t *golden_try(const char *dir, const char *name)
 {
@@ -37,10 +38,13 @@ static inline json_t *golden_load(const char *name)
     if (j == NULL)
         j = golden_try("test/golden", name);
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (j == NULL && n > 0) {
-        exe[n] = '\0';
+    size_t n = sizeof(exe);
+    if (j == NULL && uv_exepath(exe, &n) == 0) {
+        /* The binary's directory: cut at the last separator ('\\' on Windows). */
         char *slash = strrchr(exe, '/');
+        char *bslash = strrchr(exe, '\\');
+        if (bslash != NULL && (slash == NULL || bslash > slash))
+            slash = bslash;
         if (slash != NULL) {
             *slash = '\0';
             char dir[PATH_MAX + 32];
