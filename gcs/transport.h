@@ -10,14 +10,17 @@
  *   fdpair    one already-connected byte stream made of an input fd and an
  *             output fd (the GCS's stdin/stdout with -use-inouterr). Only the
  *             bridge port works; listen or connect delivers that one stream.
+ *   mux       every port multiplexed over one byte stream (gcs/mux.h), e.g. a
+ *             QEMU virtio-serial port; also directly over a char device.
+ *   device    the bridge port only, over a virtio-serial char device.
  *
  * Every stream handed out is a heap-allocated uv_pipe_t (usable as
  * uv_stream_t*) owned by the receiver, who closes it with gcs_stream_close()
- * (or uv_close + free in the close callback). A later multiplexer over one
- * virtio-serial port only needs to fill in the same small vtable. */
+ * (or uv_close + free in the close callback). */
 #ifndef GCS_TRANSPORT_H
 #define GCS_TRANSPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -88,5 +91,35 @@ int gcs_transport_vsock_new(uv_loop_t *loop, uint32_t connect_cid, struct gcs_tr
  * stream; closing the stream closes out_fd's direction. */
 int gcs_transport_fdpair_new(uv_loop_t *loop, int in_fd, int out_fd, struct gcs_transport **out,
                              shim_error_t **err);
+
+/* ---- multiplexed ports and virtio-serial devices (gcs/unix/transport_mux.c) ----------------
+ * Protocol and behaviour: gcs/mux.h and /work/notes/mux.md. */
+
+/* Every port multiplexed over one connected byte stream `link` (owned, also
+ * on error). role: GCS_MUX_ROLE_HOST (0, listens: the shim, over the UVM's
+ * "stdio" chardev socket) or GCS_MUX_ROLE_GUEST (1, connects: the agent).
+ * Streams handed out are heap uv_pipe_t's (socketpair ends), as usual. */
+int gcs_transport_mux_new(uv_loop_t *loop, uv_stream_t *link, int role, struct gcs_transport **out,
+                          shim_error_t **err);
+/* The same over a virtio-serial char device (in_fd == out_fd for a real port;
+ * a FIFO pair works too). Takes the fds. Hang-ups before the first byte from
+ * the host mean "not connected yet" and are retried every 50 ms on the same
+ * fd; a hang-up after that is link loss. */
+int gcs_transport_mux_device_new(uv_loop_t *loop, int in_fd, int out_fd, int role,
+                                 struct gcs_transport **out, shim_error_t **err);
+/* The bridge port (0x40000000) only, over a char device, with the same
+ * hang-up rules (after the host was connected, a hang-up is EOF on the
+ * stream). Takes the fds. */
+int gcs_transport_device_new(uv_loop_t *loop, int in_fd, int out_fd, struct gcs_transport **out,
+                             shim_error_t **err);
+/* Opens a char device O_RDWR|O_NONBLOCK|O_NOCTTY|O_CLOEXEC (raw mode when it
+ * is a tty). A value without '/' is a virtio-serial port name looked up with
+ * gcs_virtio_port_find (waits up to 10 s). */
+int gcs_device_open(const char *path_or_name, int *fd, shim_error_t **err);
+/* /dev/vportNpM of the port whose /sys/class/virtio-ports/<x>/name is `name`
+ * ($GCS_VIRTIO_PORTS_DIR overrides the directory). Blocks, polling every
+ * 20 ms up to timeout_ms: start-up only. */
+int gcs_virtio_port_find(const char *name, unsigned timeout_ms, char *out, size_t outlen,
+                         shim_error_t **err);
 
 #endif

@@ -56,8 +56,6 @@ $(WIN_OBJ)/%.o: %.c $(WIN_DEPS_STAMP) | $(PROTO_STAMP)
 # Transitional (notes/windows.md P1): these still say format(printf, ...),
 # which mingw checks against MSVCRT's dialect (%zu rejected). Warn, do not
 # fail, until they use SHIM_PRINTF from common/compiler.h; then drop the line.
-WIN_PRINTF_PENDING := gcs/mux.c
-$(patsubst %.c,$(WIN_OBJ)/%.o,$(WIN_PRINTF_PENDING)): WIN_CFLAGS += -Wno-error=format \
 	-Wno-error=format-extra-args
 
 $(WIN_DEPS_STAMP) &:

@@ -17,6 +17,7 @@
 
 #include "cmd/gcs/agent.h"
 #include "common/log.h"
+#include "gcs/mux.h"
 
 /* ---- small utilities (declared in agent.h) ---------------------------------------------- */
 
@@ -167,15 +168,34 @@ static int make_dirs(struct agent *a, shim_error_t **err)
     return 0;
 }
 
+/* A virtio-serial port (linux-uvm.md §4): opened once, O_RDWR; hang-ups
+ * while the host is not connected are waited out by the device link. */
+static int make_device_transport(struct agent *a, const char *device, bool mux,
+                                 struct gcs_transport **out, shim_error_t **err)
+{
+    int fd = -1;
+    if (gcs_device_open(device, &fd, err) < 0)
+        return -1;
+    log_info("%s over device %s (fd %d)", mux ? "stdio ports multiplexed" : "bridge", device, fd);
+    if (mux)
+        return gcs_transport_mux_device_new(a->loop, fd, fd, GCS_MUX_ROLE_GUEST, out, err);
+    return gcs_transport_device_new(a->loop, fd, fd, out, err);
+}
+
 static int make_transports(struct agent *a, shim_error_t **err)
 {
     const struct gcs_agent_config *cfg = a->cfg;
     if (cfg->transport == GCS_AGENT_TRANSPORT_UNIX) {
         if (gcs_transport_unix_dir_new(a->loop, cfg->port_dir, &a->stdio_transport, err) < 0)
             return -1;
+    } else if (cfg->transport == GCS_AGENT_TRANSPORT_MUX) {
+        if (make_device_transport(a, cfg->stdio_device, true, &a->stdio_transport, err) < 0)
+            return -1;
     } else if (gcs_transport_vsock_new(a->loop, GCS_VSOCK_CID_HOST, &a->stdio_transport, err) < 0) {
         return -1;
     }
+    if (cfg->bridge_device)
+        return make_device_transport(a, cfg->bridge_device, false, &a->bridge_transport, err);
     if (!cfg->use_inouterr) {
         a->bridge_transport = a->stdio_transport;
         return 0;
@@ -298,8 +318,11 @@ int main(int argc, char **argv)
     if (open_log(&cfg) < 0)
         return 1;
     log_info("gcs agent starting (v4=%s, bridge over %s, state %s, runtime %s)",
-             cfg.v4 ? "yes" : "no", cfg.use_inouterr ? "stdin/stdout" : "transport", cfg.state_dir,
-             cfg.runtime);
+             cfg.v4 ? "yes" : "no",
+             cfg.bridge_device  ? cfg.bridge_device
+             : cfg.use_inouterr ? "stdin/stdout"
+                                : "transport",
+             cfg.state_dir, cfg.runtime);
     struct agent a;
     memset(&a, 0, sizeof(a));
     int rc = agent_init(&a, &cfg, &err);

@@ -12,6 +12,8 @@ enum flag_id {
     F_LOGFILE,
     F_TRANSPORT,
     F_PORT_DIR,
+    F_BRIDGE_DEVICE,
+    F_STDIO_DEVICE,
     F_STATE_DIR,
     F_RUNTIME,
     F_CGROUP_MANAGER,
@@ -35,6 +37,8 @@ static const struct flag_def flag_defs[] = {
     {"logfile", F_LOGFILE, false},
     {"transport", F_TRANSPORT, false},
     {"port-dir", F_PORT_DIR, false},
+    {"bridge-device", F_BRIDGE_DEVICE, false},
+    {"stdio-device", F_STDIO_DEVICE, false},
     {"state-dir", F_STATE_DIR, false},
     {"runtime", F_RUNTIME, false},
     {"cgroup-manager", F_CGROUP_MANAGER, false},
@@ -60,9 +64,12 @@ const char *gcs_agent_usage(void)
            "  -loglevel LEVEL        panic|fatal|error|warning|info|debug|trace (default info)\n"
            "  -log-format FORMAT     text|json (default text)\n"
            "  -logfile PATH          write logs to PATH instead of stderr\n"
-           "  -transport KIND        vsock|unix|unix:DIR: how bridge and stdio ports are "
+           "  -transport KIND        vsock|unix|unix:DIR|mux:DEV: how bridge and stdio ports are "
            "dialled (default vsock)\n"
            "  -port-dir DIR          unix transport: directory holding the host's port sockets\n"
+           "  -bridge-device DEV     bridge over a virtio-serial port (/dev path or port name)\n"
+           "  -stdio-device DEV      stdio ports multiplexed over a virtio-serial port "
+           "(= -transport mux:DEV)\n"
            "  -state-dir DIR         bundles and runtime state (default /run/gcs)\n"
            "  -runtime PATH          OCI runtime, crun or runc (default crun)\n"
            "  -cgroup-manager MODE   auto|cgroupfs|systemd|disabled (default auto)\n"
@@ -156,10 +163,25 @@ static int apply_value(struct gcs_agent_config *cfg, const struct flag_def *f, c
         } else if (strncmp(v, "unix:", 5) == 0 && v[5]) {
             cfg->transport = GCS_AGENT_TRANSPORT_UNIX; /* -transport unix:DIR */
             cfg->port_dir = v + 5;
+        } else if (strcmp(v, "mux") == 0) {
+            cfg->transport = GCS_AGENT_TRANSPORT_MUX; /* device from -stdio-device */
+        } else if (strncmp(v, "mux:", 4) == 0 && v[4]) {
+            cfg->transport = GCS_AGENT_TRANSPORT_MUX; /* -transport mux:DEV */
+            cfg->stdio_device = v + 4;
         } else
             return error_set(err, RPC_INVALID_ARGUMENT,
-                             "invalid value \"%s\" for flag -%s: vsock, unix or unix:DIR", v,
-                             f->name);
+                             "invalid value \"%s\" for flag -%s: vsock, unix, unix:DIR or "
+                             "mux:DEV",
+                             v, f->name);
+        return 0;
+    case F_BRIDGE_DEVICE:
+    case F_STDIO_DEVICE:
+        if (v[0] == '\0')
+            return error_set(err, RPC_INVALID_ARGUMENT, "flag -%s needs a device", f->name);
+        if (f->id == F_BRIDGE_DEVICE)
+            cfg->bridge_device = v;
+        else
+            cfg->stdio_device = v;
         return 0;
     case F_PORT_DIR:
         cfg->port_dir = v;
@@ -239,9 +261,20 @@ int gcs_agent_flags_parse(int argc, char **argv, struct gcs_agent_config *cfg, s
             break;
     }
     cfg->first_arg = i;
-    if (cfg->port_dir && !cfg->transport_set)
+    if (cfg->stdio_device && !cfg->transport_set)
+        cfg->transport = GCS_AGENT_TRANSPORT_MUX;
+    if (cfg->port_dir && !cfg->transport_set && !cfg->stdio_device)
         cfg->transport = GCS_AGENT_TRANSPORT_UNIX;
     if (cfg->transport == GCS_AGENT_TRANSPORT_UNIX && !cfg->port_dir)
         return error_set(err, RPC_INVALID_ARGUMENT, "-transport unix needs -port-dir");
+    if (cfg->transport == GCS_AGENT_TRANSPORT_MUX && !cfg->stdio_device)
+        return error_set(err, RPC_INVALID_ARGUMENT, "-transport mux needs -stdio-device");
+    if (cfg->bridge_device && cfg->use_inouterr)
+        return error_set(err, RPC_INVALID_ARGUMENT,
+                         "-bridge-device and -use-inouterr both name the bridge");
+    if (cfg->bridge_device && cfg->stdio_device &&
+        strcmp(cfg->bridge_device, cfg->stdio_device) == 0)
+        return error_set(err, RPC_INVALID_ARGUMENT,
+                         "-bridge-device and -stdio-device must be different ports");
     return 0;
 }

@@ -15,6 +15,7 @@
 enum gcs_agent_transport {
     GCS_AGENT_TRANSPORT_VSOCK = 0, /* AF_VSOCK to CID 2 (the default, as in a UVM) */
     GCS_AGENT_TRANSPORT_UNIX,      /* Unix sockets in -port-dir */
+    GCS_AGENT_TRANSPORT_MUX,       /* multiplexed over -stdio-device (gcs/mux.h) */
 };
 
 struct gcs_agent_config {
@@ -26,6 +27,8 @@ struct gcs_agent_config {
     enum gcs_agent_transport transport; /* -port-dir alone implies unix */
     bool transport_set;
     const char *port_dir;       /* -transport unix: where the host's port sockets are */
+    const char *stdio_device;   /* -transport mux: virtio-serial port (path or port name) */
+    const char *bridge_device;  /* bridge over this virtio-serial port (path or port name) */
     const char *state_dir;      /* bundles and runtime state; default /run/gcs */
     const char *runtime;        /* OCI runtime binary; default "crun" */
     const char *cgroup_manager; /* auto|cgroupfs|systemd|disabled; default auto */
