@@ -53,11 +53,6 @@ $(WIN_OBJ)/%.o: %.c $(WIN_DEPS_STAMP) | $(PROTO_STAMP)
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CPPFLAGS) $(WIN_CFLAGS) -c $< -o $@
 
-# Transitional (notes/windows.md P1): these still say format(printf, ...),
-# which mingw checks against MSVCRT's dialect (%zu rejected). Warn, do not
-# fail, until they use SHIM_PRINTF from common/compiler.h; then drop the line.
-	-Wno-error=format-extra-args
-
 $(WIN_DEPS_STAMP) &:
 	@scripts/build-windows-deps.sh
 
