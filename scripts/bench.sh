@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# make bench: containerd-shim-runhcs-v1 (ours, process isolation: shim + host
+# guest agent `gcs` + crun) against containerd-shim-runc-v2 (+ runc), both under
+# one private containerd 1.6, in one run, with alternating A/B rounds.
+#
+# Measures: resident memory with one sleeping container (RSS and PSS of the
+# shim's process tree, the container's own processes excluded), `ctr run --rm
+# ... echo` wall time, ttrpc State round trip p50/p99 (bench/ttrpc-state-bench),
+# 1 GiB stdout relay to ctr, 50 containers started at once (time, memory).
+#
+# Output (build/bench/): results.md (table), results.png (gnuplot), raw/ (every
+# sample), profile.md (perf/smaps findings for missed targets). The README
+# section between <!-- bench:start --> and <!-- bench:end --> gets the table.
+#
+# Knobs: BENCH_RUN_ROUNDS (11), BENCH_STATE_CALLS (2000), BENCH_RELAY_ROUNDS (9),
+# BENCH_RELAY_MIB (1024), BENCH_MEM_ROUNDS (5), BENCH_DENSITY_N (50),
+# BENCH_DENSITY_ROUNDS (3), BENCH_BUDGET_S (840: measurements still pending after
+# that are reported as skipped), BENCH_HARD_LIMIT_S (1000: then the run is
+# stopped and cleaned up without a report), BENCH_PROFILE (1 = perf profile of our shim),
+# BENCH_README (1 = update README.md), BENCH_OUT (build/bench), BENCH_SHIM_DIR (where
+# containerd-shim-runhcs-v1 and gcs are, build/bin).
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO_ROOT"
+export REPO_ROOT BUILD=build
+BIN_DIR=${BENCH_SHIM_DIR:-$REPO_ROOT/build/bin}
+BENCH_BIN=$REPO_ROOT/build/bench/bin
+OUT=${BENCH_OUT:-$REPO_ROOT/build/bench}
+RAW=$OUT/raw
+RUN_ROUNDS=${BENCH_RUN_ROUNDS:-11}
+STATE_CALLS=${BENCH_STATE_CALLS:-2000}
+STATE_BLOCKS=4
+RELAY_ROUNDS=${BENCH_RELAY_ROUNDS:-9}
+RELAY_MIB=${BENCH_RELAY_MIB:-1024}
+MEM_ROUNDS=${BENCH_MEM_ROUNDS:-5}
+DENSITY_N=${BENCH_DENSITY_N:-50}
+DENSITY_ROUNDS=${BENCH_DENSITY_ROUNDS:-3}
+BUDGET_S=${BENCH_BUDGET_S:-840}
+HARD_LIMIT_S=${BENCH_HARD_LIMIT_S:-1000}
+PROFILE=${BENCH_PROFILE:-1}
+NS=bench
+IMAGE=localhost/busybox:test
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench: needs root (containerd, runc, crun, mounts)" >&2
+  exit 1
+fi
+for tool in containerd ctr runc crun containerd-shim-runc-v2 gnuplot; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }
+done
+for f in "$BIN_DIR/containerd-shim-runhcs-v1" "$BIN_DIR/gcs" "$BENCH_BIN/ttrpc-state-bench"; do
+  [ -x "$f" ] || { echo "bench: missing $f (run make bench)" >&2; exit 1; }
+done
+
+# shellcheck source=../test/lib/containerd.sh
+source "$REPO_ROOT/test/lib/containerd.sh"
+# shellcheck source=../test/lib/busybox-image.sh
+source "$REPO_ROOT/test/lib/busybox-image.sh"
+# shellcheck source=../bench/lib.bash
+source "$REPO_ROOT/bench/lib.bash"
+# shellcheck source=../bench/report.bash
+source "$REPO_ROOT/bench/report.bash"
+
+# A private copy of our shim and its agent (found next to the shim), so that a
+# rebuild during the run cannot mix versions. Shims are found on containerd's
+# PATH; info level so neither shim runs with -debug.
+rm -rf "$RAW"
+mkdir -p "$RAW/bin"
+cp "$BIN_DIR/containerd-shim-runhcs-v1" "$BIN_DIR/gcs" "$RAW/bin/"
+(cd "$RAW/bin" && sha256sum containerd-shim-runhcs-v1 gcs >"$RAW/binaries.sha256")
+export CONTAINERD_EXTRA_PATH=$RAW/bin
+export CONTAINERD_LOG_LEVEL=info
+export CONTAINERD_FAIL_LOG_DIR=$OUT
+
+: >"$RAW/results.tsv"
+T0=$SECONDS
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "bench: output in $OUT (load average $LOAD_START)"
+
+# Hard bound on the whole run: SIGTERM ourselves, which runs the EXIT cleanup.
+(
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "$HARD_LIMIT_S" &
+  sleeper=$!
+  wait "$sleeper" && echo "bench: hard limit of ${HARD_LIMIT_S}s reached, stopping" >&2 && kill -TERM $$
+) </dev/null &
+BENCH_HELPER_PIDS+=($!)
+on_exit bench_kill_helpers
+
+containerd_start
+busybox_image_import "$NS" || fail "busybox image import failed"
+
+# A = ours, B = runc-v2; rounds alternate the order (ABAB, BABA, ...).
+RT_NAMES=(runhcs runc)
+RT_ARGS_runhcs=(--runtime io.containerd.runhcs.v1 --annotation io.runhcs.isolation=process)
+RT_ARGS_runc=(--runtime io.containerd.runc.v2)
+RT_ARGS_runhcs_hv=(--runtime io.containerd.runhcs.v1 --annotation io.runhcs.isolation=hypervisor)
+
+OURS_OK=0
+OURS_REASON=""
+bench_probe_ours
+HV_OK=0
+HV_REASON="n/a (UVM not landed)"
+bench_probe_hypervisor
+
+bench_memory
+bench_echo
+bench_state
+bench_relay
+bench_density
+bench_hypervisor
+
+bench_report
+log "bench: done in $((SECONDS - T0)) s; $OUT/results.md, $OUT/results.png"
