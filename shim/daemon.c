@@ -151,6 +151,8 @@ void shim_daemon_shutdown(struct shim_daemon *d, bool now)
     if (d->shutting_down)
         return;
     d->shutting_down = true;
+    if (d->on_shutdown != NULL)
+        d->on_shutdown(d);
     if (d->socket_addr != NULL)
         shim_socket_remove(d->socket_addr, NULL);
     if (d->server != NULL)

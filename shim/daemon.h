@@ -34,6 +34,8 @@ struct shim_daemon {
     bool shutting_down;
     shim_child_exit_fn child_exited; /* set by the task service; may be NULL */
     void *task_service;              /* the task service's state */
+    /* Runs once when shim_daemon_shutdown starts (set by the task service). */
+    void (*on_shutdown)(struct shim_daemon *daemon);
 };
 
 /* Runs the daemon until shutdown; returns the process exit code. */

@@ -143,7 +143,7 @@ grep -Eq "shim_pid=$POD_PID task_pid=[0-9]+ version=2" <<<"$out" || fail "Connec
 # No task was created: the skeleton answers Unimplemented, a task service NotFound.
 out=$("$PROBE" call "$ADDR_POD" State pod1) || fail "State call failed: $out"
 grep -Eq '^code=(12 message="not implemented yet"|5 )' <<<"$out" || fail "State: $out"
-wait_until 10 grep -q 'msg="shim serving" id=pod1' "$WORK/pod1/log.txt" || fail "no serving line in the log"
+wait_until 10 grep -q 'msg="shim serving" .*id=pod1' "$WORK/pod1/log.txt" || fail "no serving line in the log"
 grep -q 'ignoring runtime options of an unknown type' "$WORK/pod1/log.txt" || fail "unknown options not logged"
 
 # ---- 2. a pod member gets the same shim ------------------------------------------------------
@@ -220,7 +220,7 @@ run_start solo solo "$WORK/runhcs.bin" ""
 SOLO_PID2=$(cat "$WORK/solo/shim.pid")
 [ "$SOLO_PID2" != "$SOLO_PID" ] && alive "$SOLO_PID2" || fail "no new daemon over the stale socket"
 listening "$ADDR_SOLO" || fail "new solo daemon does not answer"
-wait_until 10 grep -q 'level=debug msg="runtime options" type_url=containerd.runhcs.v1.Options log_level=debug' \
+wait_until 10 grep -q 'level=debug msg="runtime options" log_level=debug type_url=containerd.runhcs.v1.Options' \
   "$WORK/solo/log.txt" || fail "Options.log_level=debug not applied"
 
 # ---- 6. Shutdown: only the shim's own id stops it; socket removed -----------------------------------
@@ -232,7 +232,7 @@ out=$("$PROBE" call "$ADDR_POD" Shutdown pod1) || fail "Shutdown pod1: $out"
 grep -q "^code=0 " <<<"$out" || fail "Shutdown pod1: $out"
 wait_until 15 dead "$POD_PID" || fail "pod shim still running after Shutdown"
 [ ! -e "$SOCK" ] || fail "socket $SOCK not removed"
-grep -q 'msg="shim exiting" id=pod1' "$WORK/pod1/log.txt" || fail "no exit line in the log"
+grep -q 'msg="shim exiting" .*id=pod1' "$WORK/pod1/log.txt" || fail "no exit line in the log"
 
 out=$("$PROBE" call "$ADDR_SOLO" Shutdown solo) || fail "Shutdown solo: $out"
 wait_until 15 dead "$SOLO_PID2" || fail "solo shim still running after Shutdown"
