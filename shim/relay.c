@@ -8,6 +8,9 @@
 
 /* ---- relay -------------------------------------------------------------------------- */
 
+/* Spare read buffers a copier keeps: never more than it can have in flight. */
+#define RELAY_SPARE_MAX (SHIM_RELAY_HIGH_WATER / SHIM_RELAY_BUFFER_SIZE + 1)
+
 struct copier {
     shim_relay_t *relay;
     const char *name;
@@ -23,6 +26,11 @@ struct copier {
     size_t in_flight; /* bytes handed to the writer, not yet written */
     size_t max_in_flight;
     uint64_t written;
+    /* Written buffers are reused rather than freed: glibc returns the heap
+     * top to the kernel whenever the queue drains, and fresh buffers would
+     * fault their pages in again for every chunk. */
+    char *spare[RELAY_SPARE_MAX];
+    unsigned n_spare;
 };
 
 struct write_op {
@@ -34,7 +42,8 @@ struct write_op {
     struct copier *c;
     char *buf;
     size_t len;
-    size_t off; /* fs writes may be partial */
+    size_t off;    /* bytes of buf already written (try_write, partial fs writes) */
+    size_t queued; /* bytes counted in in_flight */
 };
 
 struct shim_relay {
@@ -52,9 +61,27 @@ struct shim_relay {
     void *closed_data;
 };
 
+static void copier_free_spares(struct copier *c)
+{
+    while (c->n_spare > 0)
+        free(c->spare[--c->n_spare]);
+}
+
+/* Takes buf (or NULL) back for the next read while the copier still reads. */
+static void copier_release_buf(struct copier *c, char *buf)
+{
+    if (buf != NULL && !c->finished && !c->relay->closing && c->n_spare < RELAY_SPARE_MAX)
+        c->spare[c->n_spare++] = buf;
+    else
+        free(buf);
+}
+
 static void relay_io_closed(void *data)
 {
     shim_relay_t *relay = data;
+    copier_free_spares(&relay->in);
+    copier_free_spares(&relay->out);
+    copier_free_spares(&relay->err);
     shim_io_closed_cb cb = relay->closed_cb;
     void *cb_data = relay->closed_data;
     free(relay);
@@ -151,6 +178,7 @@ static void copier_maybe_finish(struct copier *c)
     if (!c->eof || c->in_flight > 0 || c->finished)
         return;
     c->finished = true;
+    copier_free_spares(c);
     shim_relay_t *relay = c->relay;
     if (c->dst_owned)
         close_process_stdin(c);
@@ -172,9 +200,9 @@ static void op_done(struct write_op *op, int status)
     if (status < 0)
         c->dst_broken = true;
     else
-        c->written += op->len;
-    c->in_flight -= op->len;
-    free(op->buf);
+        c->written += op->queued;
+    c->in_flight -= op->queued;
+    copier_release_buf(c, op->buf);
     free(op);
     relay->pending--;
     copier_resume(c);
@@ -209,39 +237,70 @@ static int submit_fs_write(struct write_op *op)
     return uv_fs_write(op->c->relay->loop, &op->req.fs, op->c->dst_fd, &b, 1, -1, fs_write_done);
 }
 
+static void copier_write_failed(struct copier *c, char *buf, int rc)
+{
+    log_fields(LOG_LEVEL_WARN, "stdio relay: cannot write; discarding further output", "stream",
+               c->name, "error", uv_strerror(rc), NULL);
+    c->dst_broken = true;
+    copier_release_buf(c, buf);
+}
+
+/* Writes to a stream what it takes right now, without a request or a loop
+ * turn; nothing while earlier writes are queued, which keeps the order.
+ * Returns the bytes written or a uv error. */
+static int copier_try_write(struct copier *c, char *buf, size_t len)
+{
+    if (c->dst_stream == NULL)
+        return 0;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    int n = uv_try_write(c->dst_stream, &b, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        return 0;
+    if (n > 0)
+        c->written += (uint64_t)n;
+    return n;
+}
+
 /* Hands buf (ownership) to the writer. */
 static void copier_write(struct copier *c, char *buf, size_t len)
 {
     shim_relay_t *relay = c->relay;
     bool has_dst = c->dst_stream != NULL || c->dst_fd >= 0;
     if (c->dst_broken || !has_dst || relay->closing) {
-        free(buf); /* no reader upstream (or it died): output is dropped */
+        copier_release_buf(c, buf); /* no reader upstream (or it died): output is dropped */
+        return;
+    }
+    int done = copier_try_write(c, buf, len);
+    if (done < 0 || (size_t)done == len) {
+        if (done < 0)
+            copier_write_failed(c, buf, done);
+        else
+            copier_release_buf(c, buf);
         return;
     }
     struct write_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
-        free(buf);
+        copier_release_buf(c, buf);
         return;
     }
     op->c = c;
     op->buf = buf;
     op->len = len;
+    op->off = (size_t)done;
+    op->queued = len - (size_t)done;
     int rc;
     if (c->dst_stream != NULL) {
-        uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+        uv_buf_t b = uv_buf_init(buf + op->off, (unsigned)op->queued);
         rc = uv_write(&op->req.write, c->dst_stream, &b, 1, stream_write_done);
     } else {
         rc = submit_fs_write(op);
     }
     if (rc < 0) {
-        log_fields(LOG_LEVEL_WARN, "stdio relay: cannot write; discarding further output", "stream",
-                   c->name, "error", uv_strerror(rc), NULL);
-        c->dst_broken = true;
-        free(buf);
         free(op);
+        copier_write_failed(c, buf, rc);
         return;
     }
-    c->in_flight += len;
+    c->in_flight += op->queued;
     if (c->in_flight > c->max_in_flight)
         c->max_in_flight = c->in_flight;
     relay->pending++;
@@ -253,9 +312,9 @@ static void copier_write(struct copier *c, char *buf, size_t len)
 
 static void copier_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
     (void)suggested;
-    char *p = malloc(SHIM_RELAY_BUFFER_SIZE);
+    struct copier *c = h->data;
+    char *p = c->n_spare > 0 ? c->spare[--c->n_spare] : malloc(SHIM_RELAY_BUFFER_SIZE);
     *buf = uv_buf_init(p, p ? SHIM_RELAY_BUFFER_SIZE : 0);
 }
 
@@ -266,7 +325,7 @@ static void copier_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         copier_write(c, buf->base, (size_t)nread);
         return;
     }
-    free(buf->base);
+    copier_release_buf(c, buf->base);
     if (nread == 0 || nread == UV_ENOBUFS)
         return;
     if (nread != UV_EOF)

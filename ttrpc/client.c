@@ -148,26 +148,38 @@ static void on_write(uv_write_t *req, int status)
         conn_lost(conn, RPC_UNAVAILABLE, "ttrpc: write: %s", uv_strerror(status));
 }
 
-/* Assigns the next stream id and queues the request. */
+/* Assigns the next stream id and sends the request: at once as far as the
+ * socket takes it (uv_try_write writes nothing while earlier requests are
+ * queued, so order is kept), the rest queued. */
 static void call_send(struct client_call *call)
 {
     struct client_conn *conn = call->conn;
-    struct client_write *wr = malloc(sizeof(*wr));
-    if (wr == NULL) {
-        conn_lost(conn, RPC_RESOURCE_EXHAUSTED, "ttrpc client: out of memory");
-        return;
-    }
     call->stream_id = conn->next_stream_id;
     conn->next_stream_id += 2;
     uint8_t *frame = call->frame;
+    size_t len = call->frame_len;
     call->frame = NULL;
     frame[4] = (uint8_t)(call->stream_id >> 24);
     frame[5] = (uint8_t)(call->stream_id >> 16);
     frame[6] = (uint8_t)(call->stream_id >> 8);
     frame[7] = (uint8_t)call->stream_id;
+    uv_buf_t buf = uv_buf_init((char *)frame, (unsigned int)len);
+    int done = uv_try_write((uv_stream_t *)&conn->pipe, &buf, 1);
+    if (done < 0)
+        done = 0; /* queued instead; uv_write reports a broken connection */
+    if ((size_t)done == len) {
+        free(frame);
+        return;
+    }
+    struct client_write *wr = malloc(sizeof(*wr));
+    if (wr == NULL) {
+        free(frame);
+        conn_lost(conn, RPC_RESOURCE_EXHAUSTED, "ttrpc client: out of memory");
+        return;
+    }
     wr->conn = conn;
-    wr->frame = frame;
-    uv_buf_t buf = uv_buf_init((char *)frame, (unsigned int)call->frame_len);
+    wr->frame = frame; /* freed in on_write: the rest is written from it */
+    buf = uv_buf_init((char *)frame + done, (unsigned int)(len - (size_t)done));
     int rc = uv_write(&wr->req, (uv_stream_t *)&conn->pipe, &buf, 1, on_write);
     if (rc < 0) {
         free(frame);

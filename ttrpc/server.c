@@ -252,6 +252,19 @@ static void conn_write(struct conn *conn, uint8_t *frame, size_t len)
         free(frame);
         return;
     }
+    /* Write at once what the socket takes: a uv_write that completes at once
+     * still costs a request, a loop turn and an epoll_ctl. uv_try_write writes
+     * nothing (UV_EAGAIN) while earlier frames are queued, so order is kept.
+     * Its errors are left to uv_write, which reports them from on_write: an
+     * abort here would cancel other calls inside the caller's finish. */
+    uv_buf_t buf = uv_buf_init((char *)frame, (unsigned int)len);
+    int done = uv_try_write((uv_stream_t *)&conn->pipe, &buf, 1);
+    if (done < 0)
+        done = 0;
+    if ((size_t)done == len) {
+        free(frame);
+        return;
+    }
     struct write_req *wr = malloc(sizeof(*wr));
     if (wr == NULL) {
         free(frame);
@@ -259,8 +272,8 @@ static void conn_write(struct conn *conn, uint8_t *frame, size_t len)
         return;
     }
     wr->conn = conn;
-    wr->frame = frame;
-    uv_buf_t buf = uv_buf_init((char *)frame, (unsigned int)len);
+    wr->frame = frame; /* freed in on_write: the rest is written from it */
+    buf = uv_buf_init((char *)frame + done, (unsigned int)(len - (size_t)done));
     int rc = uv_write(&wr->req, (uv_stream_t *)&conn->pipe, &buf, 1, on_write);
     if (rc < 0) {
         free(frame);

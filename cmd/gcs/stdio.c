@@ -20,6 +20,8 @@
 
 #define RELAY_CHUNK 65536
 #define RELAY_HIGH_WATER (1u << 20)
+/* Spare chunks a relay keeps: never more than it can have queued at once. */
+#define RELAY_POOL_MAX (RELAY_HIGH_WATER / RELAY_CHUNK + 1)
 #define DIAL_ATTEMPTS 10
 #define DIAL_RETRY_MS 100
 
@@ -175,6 +177,47 @@ void stdio_dial(struct agent *a, const uint32_t ports[3], const bool want[3], st
     dial_next(d);
 }
 
+/* ---- chunk pool ------------------------------------------------------------------------------ */
+
+/* Finished chunks are kept for the next read instead of freed: glibc would hand
+ * the heap top back to the kernel whenever a relay's queue drains, and every
+ * fresh chunk would then fault its pages in again. */
+struct chunk_pool {
+    char *spare[RELAY_POOL_MAX];
+    unsigned n;
+    bool disabled; /* the relay's reading is over: chunks are freed */
+};
+
+static void chunk_alloc(struct chunk_pool *pool, uv_buf_t *buf)
+{
+    char *c = pool->n > 0 ? pool->spare[--pool->n] : malloc(RELAY_CHUNK);
+    *buf = uv_buf_init(c, c ? RELAY_CHUNK : 0);
+}
+
+static void chunk_release(struct chunk_pool *pool, char *c)
+{
+    if (c && !pool->disabled && pool->n < RELAY_POOL_MAX)
+        pool->spare[pool->n++] = c;
+    else
+        free(c);
+}
+
+static void chunk_pool_drain(struct chunk_pool *pool)
+{
+    pool->disabled = true;
+    while (pool->n > 0)
+        free(pool->spare[--pool->n]);
+}
+
+/* Writes what the stream takes right now (nothing while earlier writes are
+ * queued, which keeps the order); returns the bytes written or a uv error. */
+static int try_write_now(uv_stream_t *dst, const char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write(dst, &b, 1);
+    return n == UV_EAGAIN || n == UV_ENOSYS ? 0 : n;
+}
+
 /* ---- output relays ------------------------------------------------------------------------- */
 
 struct relay_out {
@@ -188,6 +231,7 @@ struct relay_out {
     bool finished;
     uv_shutdown_t shutdown_req;
     int handles; /* open handles we still wait for */
+    struct chunk_pool pool;
 };
 
 struct relay_write {
@@ -207,6 +251,7 @@ static void relay_out_release(struct relay_out *r)
         r->finished = true;
         process_output_finished(p);
     }
+    chunk_pool_drain(&r->pool);
     free(r);
     process_unref(p);
 }
@@ -280,6 +325,7 @@ static void on_shutdown_done(uv_shutdown_t *req, int status)
 static void relay_src_done(struct relay_out *r)
 {
     relay_close_src(r);
+    chunk_pool_drain(&r->pool);
     if (!r->dst)
         return;
     if (r->dst_failed || r->p->a->shutting_down) {
@@ -298,17 +344,21 @@ static void relay_src_done(struct relay_out *r)
 static void on_src_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_src_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
+static void relay_dst_failed(struct relay_out *r, int status)
+{
+    log_debug("%s relay to host failed: %s; discarding further output", stream_names[r->stream],
+              uv_strerror(status));
+    r->dst_failed = true;
+}
+
 static void on_relay_written(uv_write_t *req, int status)
 {
     struct relay_write *w = (struct relay_write *)req;
     struct relay_out *r = w->r;
-    free(w->data);
+    chunk_release(&r->pool, w->data);
     free(w);
-    if (status < 0 && status != UV_ECANCELED && !r->dst_failed) {
-        log_debug("%s relay to host failed: %s; discarding further output", stream_names[r->stream],
-                  uv_strerror(status));
-        r->dst_failed = true;
-    }
+    if (status < 0 && status != UV_ECANCELED && !r->dst_failed)
+        relay_dst_failed(r, status);
     /* Resume reading once the host drained the backlog. */
     if (r->src_open && r->dst && uv_stream_get_write_queue_size(r->dst) < RELAY_HIGH_WATER / 2 &&
         !uv_is_active((uv_handle_t *)&r->src))
@@ -319,29 +369,36 @@ static void on_relay_written(uv_write_t *req, int status)
 
 static void on_src_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
     (void)suggested;
-    buf->base = malloc(RELAY_CHUNK);
-    buf->len = buf->base ? RELAY_CHUNK : 0;
+    struct relay_out *r = h->data;
+    chunk_alloc(&r->pool, buf);
 }
 
+/* Takes data (a pool chunk) back into the pool once written. */
 static void forward(struct relay_out *r, char *data, size_t len)
 {
     if (!r->dst || r->dst_failed) {
-        free(data);
+        chunk_release(&r->pool, data);
+        return;
+    }
+    int done = try_write_now(r->dst, data, len);
+    if (done < 0 || (size_t)done == len) {
+        if (done < 0)
+            relay_dst_failed(r, done);
+        chunk_release(&r->pool, data);
         return;
     }
     struct relay_write *w = calloc(1, sizeof(*w));
     if (!w) {
-        free(data);
+        chunk_release(&r->pool, data);
         return;
     }
     w->r = r;
     w->data = data;
-    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    uv_buf_t b = uv_buf_init(data + done, (unsigned)(len - (size_t)done));
     if (uv_write(&w->req, r->dst, &b, 1, on_relay_written) < 0) {
         r->dst_failed = true;
-        free(data);
+        chunk_release(&r->pool, data);
         free(w);
         return;
     }
@@ -356,7 +413,7 @@ static void on_src_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         forward(r, buf->base, (size_t)n);
         return;
     }
-    free(buf->base);
+    chunk_release(&r->pool, buf->base);
     if (n == 0)
         return;
     /* EOF, or EIO from a pty master once every slave is closed. */
@@ -412,6 +469,7 @@ struct relay_in {
     bool is_pty;
     int handles;
     uv_shutdown_t shutdown_req;
+    struct chunk_pool pool;
 };
 
 struct in_write {
@@ -427,6 +485,7 @@ static void relay_in_release(struct relay_in *r)
     struct process *p = r->p;
     if (p->relay_in == r)
         p->relay_in = NULL;
+    chunk_pool_drain(&r->pool);
     free(r);
     process_unref(p);
 }
@@ -445,6 +504,7 @@ static void on_in_dst_closed(uv_handle_t *h)
 
 static void relay_in_close_src(struct relay_in *r)
 {
+    chunk_pool_drain(&r->pool);
     if (!r->src)
         return;
     uv_stream_t *s = r->src;
@@ -471,21 +531,33 @@ static void on_in_shutdown(uv_shutdown_t *req, int status)
 
 static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
+static void on_in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct relay_in *r = h->data;
+    chunk_alloc(&r->pool, buf);
+}
+
+static void in_stop(struct relay_in *r)
+{
+    /* The process closed its stdin: stop relaying. */
+    relay_in_close_src(r);
+    relay_in_close_dst(r);
+}
+
 static void on_in_written(uv_write_t *req, int status)
 {
     struct in_write *w = (struct in_write *)req;
     struct relay_in *r = w->r;
-    free(w->data);
+    chunk_release(&r->pool, w->data);
     free(w);
     if (status < 0 && status != UV_ECANCELED) {
-        /* The process closed its stdin: stop relaying. */
-        relay_in_close_src(r);
-        relay_in_close_dst(r);
+        in_stop(r);
         return;
     }
     if (r->src && r->dst_open &&
         uv_stream_get_write_queue_size((uv_stream_t *)&r->dst) < RELAY_HIGH_WATER / 2)
-        uv_read_start(r->src, on_src_alloc, on_in_read);
+        uv_read_start(r->src, on_in_alloc, on_in_read);
 }
 
 static void in_host_eof(struct relay_in *r)
@@ -508,29 +580,29 @@ static void in_host_eof(struct relay_in *r)
 static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct relay_in *r = s->data;
-    if (n == 0) {
-        free(buf->base);
+    if (n <= 0 || !r->dst_open) {
+        chunk_release(&r->pool, buf->base);
+        if (n < 0)
+            in_host_eof(r);
         return;
     }
-    if (n < 0) {
-        free(buf->base);
-        in_host_eof(r);
-        return;
-    }
-    if (!r->dst_open) {
-        free(buf->base);
+    int done = try_write_now((uv_stream_t *)&r->dst, buf->base, (size_t)n);
+    if (done < 0 || done == n) {
+        chunk_release(&r->pool, buf->base);
+        if (done < 0)
+            in_stop(r);
         return;
     }
     struct in_write *w = calloc(1, sizeof(*w));
     if (!w) {
-        free(buf->base);
+        chunk_release(&r->pool, buf->base);
         return;
     }
     w->r = r;
     w->data = buf->base;
-    uv_buf_t b = uv_buf_init(buf->base, (unsigned)n);
+    uv_buf_t b = uv_buf_init(buf->base + done, (unsigned)(n - done));
     if (uv_write(&w->req, (uv_stream_t *)&r->dst, &b, 1, on_in_written) < 0) {
-        free(w->data);
+        chunk_release(&r->pool, w->data);
         free(w);
         relay_in_close_src(r);
         relay_in_close_dst(r);
@@ -571,7 +643,7 @@ static void relay_in_start(struct process *p, int fd, uv_stream_t *conn)
         relay_in_close_src(r);
         return;
     }
-    if (uv_read_start(conn, on_src_alloc, on_in_read) < 0)
+    if (uv_read_start(conn, on_in_alloc, on_in_read) < 0)
         in_host_eof(r);
 }
 
