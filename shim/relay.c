@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "common/log.h"
 #include "shim/stdio_internal.h"
@@ -9,6 +10,13 @@
 /* ---- relay -------------------------------------------------------------------------- */
 
 /* Spare read buffers a copier keeps: never more than it can have in flight. */
+/* After the last byte went into the upstream FIFO, wait for the reader to
+ * take it (bounded) before reporting drained: containerd 1.6's client closes
+ * its FIFO readers as soon as Wait returns, and bytes still sitting in the
+ * pipe would be lost. The wait ends early once the reader stops making
+ * progress for RELAY_SETTLE_IDLE_MS. */
+#define RELAY_SETTLE_POLL_MS 5
+#define RELAY_SETTLE_IDLE_MS 1000
 #define RELAY_SPARE_MAX (SHIM_RELAY_HIGH_WATER / SHIM_RELAY_BUFFER_SIZE + 1)
 
 struct copier {
@@ -50,7 +58,10 @@ struct shim_relay {
     uv_loop_t *loop;
     shim_upstream_io_t *io;
     struct copier in, out, err;
-    uv_timer_t *drain_timer; /* defers the "nothing to drain" callback */
+    uv_timer_t *drain_timer;  /* defers the "nothing to drain" callback */
+    uv_timer_t *settle_timer; /* polls the upstream FIFOs until the reader emptied them */
+    int settle_unread;        /* bytes still unread at the last poll */
+    uint64_t settle_idle_ms;  /* time without reader progress */
     shim_relay_drained_cb drained_cb;
     void *drained_data;
     bool drained;
@@ -116,15 +127,76 @@ static void relay_close_handle(shim_relay_t *relay, uv_handle_t *h)
     uv_close(h, relay_handle_closed);
 }
 
-static void relay_check_drained(shim_relay_t *relay)
+/* Bytes written into an upstream pipe that its reader has not taken yet. */
+static int sink_unread(const struct sink *sink)
 {
-    if (relay->drained || relay->closing || relay->starting)
-        return;
-    if (!relay->out.finished || !relay->err.finished)
-        return;
+    uv_os_fd_t fd;
+    int n = 0;
+    if (sink->pipe == NULL || uv_is_closing((uv_handle_t *)sink->pipe) ||
+        uv_fileno((uv_handle_t *)sink->pipe, &fd) != 0)
+        return 0;
+    if (ioctl(fd, FIONREAD, &n) != 0 || n < 0)
+        return 0;
+    return n;
+}
+
+static void relay_report_drained(shim_relay_t *relay)
+{
     relay->drained = true;
     if (relay->drained_cb)
         relay->drained_cb(relay, relay->drained_data);
+}
+
+static void settle_timer_cb(uv_timer_t *t);
+
+/* Reports drained once the readers emptied the FIFOs, or stopped reading. */
+static void relay_settle(shim_relay_t *relay)
+{
+    int unread = sink_unread(&relay->io->out) + sink_unread(&relay->io->err);
+    if (unread == 0 || relay->settle_idle_ms >= RELAY_SETTLE_IDLE_MS) {
+        if (unread > 0)
+            log_fields(LOG_LEVEL_WARN, "stdio relay: reader stopped taking output; going on", NULL);
+        if (relay->settle_timer != NULL) {
+            relay_close_handle(relay, (uv_handle_t *)relay->settle_timer);
+            relay->settle_timer = NULL;
+        }
+        relay_report_drained(relay);
+        return;
+    }
+    if (relay->settle_timer == NULL) {
+        uv_timer_t *timer = malloc(sizeof(*timer));
+        if (timer == NULL) {
+            relay_report_drained(relay);
+            return;
+        }
+        uv_timer_init(relay->loop, timer);
+        timer->data = relay;
+        relay->settle_timer = timer;
+        relay->pending++;
+        relay->settle_unread = unread;
+    }
+    if (unread < relay->settle_unread)
+        relay->settle_idle_ms = 0;
+    relay->settle_unread = unread;
+    uv_timer_start(relay->settle_timer, settle_timer_cb, RELAY_SETTLE_POLL_MS, 0);
+}
+
+static void settle_timer_cb(uv_timer_t *t)
+{
+    shim_relay_t *relay = t->data;
+    if (relay->drained || relay->closing)
+        return;
+    relay->settle_idle_ms += RELAY_SETTLE_POLL_MS;
+    relay_settle(relay);
+}
+
+static void relay_check_drained(shim_relay_t *relay)
+{
+    if (relay->drained || relay->closing || relay->starting || relay->settle_timer != NULL)
+        return;
+    if (!relay->out.finished || !relay->err.finished)
+        return;
+    relay_settle(relay);
 }
 
 static void copier_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -486,6 +558,11 @@ void shim_relay_close(shim_relay_t *relay, shim_io_closed_cb cb, void *data)
         uv_timer_stop(relay->drain_timer);
         relay_close_handle(relay, (uv_handle_t *)relay->drain_timer);
         relay->drain_timer = NULL;
+    }
+    if (relay->settle_timer != NULL) {
+        uv_timer_stop(relay->settle_timer);
+        relay_close_handle(relay, (uv_handle_t *)relay->settle_timer);
+        relay->settle_timer = NULL;
     }
     /* Stream writes still queued upstream are cancelled by closing the pipes;
      * file writes finish on their own. */
