@@ -127,7 +127,8 @@ CPIO="$CACHE/initrd-$key.cpio"
 copy_with_libs() { # copy_with_libs ROOT BINARY DEST_PATH: binary + its shared libraries
     local root=$1 bin=$2 dest=$3
     install -D -m 0755 "$bin" "$root$dest"
-    ldd "$bin" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | while read -r lib; do
+    # A static binary (the gcs agent is linked -static) has none: ldd fails.
+    { ldd "$bin" 2>/dev/null || true; } | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | while read -r lib; do
         [ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
     done
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots the Linux utility VM through the hcs compute service (QEMU backend) and
 # talks to the real guest agent over the virtio-serial "gcs" port:
-#   1. build the boot files (scripts/build-uvm.sh; skip if impossible)
+#   1. build the boot files (scripts/build-uvm.sh; a build failure fails the test)
 #   2. boot, NegotiateProtocol, hot-add/remove a SCSI disk and a serial port,
 #      graceful shutdown (ACPI power button) -> exit "Shutdown"
 #   3. boot (guest self-test: pivot_root works, as crun needs), terminate ->
@@ -38,7 +38,8 @@ if [ ! -x build/bin/gcs ]; then
 fi
 if ! GCS_BIN=build/bin/gcs timeout 600 scripts/build-uvm.sh build/LinuxBootFiles >"$work/build.log" 2>&1; then
     cat "$work/build.log"
-    skip "cannot build the boot files"
+    echo "uvm_boot: FAIL: cannot build the boot files (qemu is installed, so this is a bug)"
+    exit 1
 fi
 grep 'build-uvm: ' "$work/build.log" | tail -2
 BOOT=$REPO_ROOT/build/LinuxBootFiles
