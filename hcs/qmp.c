@@ -26,8 +26,10 @@ struct qmp_client {
     bool in_callback; /* dispatching: defer the free */
     uint64_t next_id;
     struct qmp_pending *pending;
+    /* Unconsumed input: line[0, line_len) is one partial line plus whatever
+     * the last read appended; line[0, line_scanned) holds no '\n'. */
     char *line;
-    size_t line_len, line_cap;
+    size_t line_len, line_cap, line_scanned;
 };
 
 struct qmp_write {
@@ -126,9 +128,10 @@ static void on_capabilities(struct qmp_client *c, json_t *ret, const shim_error_
     (void)ret;
     (void)opaque;
     if (err) {
-        c->phase = QMP_DEAD;
-        if (c->cbs.ready)
-            c->cbs.ready(c, err, c->opaque);
+        /* Nothing else is allowed before qmp_capabilities succeeded: the
+         * connection is useless. (When the connection ended first,
+         * client_fail is already running and this is a no-op.) */
+        client_fail(c, err->code, "qmp: capabilities negotiation failed: %s", err->msg);
         return;
     }
     c->phase = QMP_READY;
@@ -219,15 +222,24 @@ static void handle_line(struct qmp_client *c, const char *line, size_t len)
     json_decref(msg);
 }
 
+#define QMP_READ_SIZE (64u * 1024)
+
+/* Doubles (so a long line costs linear copying), but never beyond what the
+ * longest allowed line plus one read needs. */
+static size_t grown_capacity(size_t cap, size_t needed)
+{
+    size_t limit = QMP_MAX_LINE + QMP_READ_SIZE;
+    size_t grown = cap < limit / 2 ? cap * 2 : limit;
+    return grown > needed ? grown : needed;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
     (void)suggested;
     static char dummy;
     struct qmp_client *c = h->data;
-    size_t want = 64 * 1024;
-    if (c->line_cap - c->line_len < want) {
-        size_t cap = c->line_len + want;
+    if (c->line_cap - c->line_len < QMP_READ_SIZE) {
+        size_t cap = grown_capacity(c->line_cap, c->line_len + QMP_READ_SIZE);
         char *p = realloc(c->line, cap);
         if (!p) {
             *buf = uv_buf_init(&dummy, 0); /* libuv reports UV_ENOBUFS */
@@ -239,24 +251,45 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->line + c->line_len, (unsigned)(c->line_cap - c->line_len));
 }
 
-/* Splits the buffer into lines; keeps an incomplete tail. */
+/* After a long line: give the memory back once the buffer is nearly empty. */
+static void shrink_buffer(struct qmp_client *c)
+{
+    if (c->line_cap <= 4 * QMP_READ_SIZE || c->line_len > QMP_READ_SIZE)
+        return;
+    char *p = realloc(c->line, QMP_READ_SIZE);
+    if (p) {
+        c->line = p;
+        c->line_cap = QMP_READ_SIZE;
+    }
+}
+
+/* Splits the buffer into lines; keeps an incomplete tail. Only the bytes the
+ * last read added are searched, and the tail moves only when a line was
+ * consumed (then it is at most one read long), so a long line arriving in
+ * small reads costs linear, not quadratic, time. */
 static void consume_lines(struct qmp_client *c)
 {
-    size_t start = 0;
+    size_t start = 0, from = c->line_scanned;
     c->in_callback = true;
-    for (size_t i = 0; i < c->line_len && c->phase != QMP_DEAD && !c->closing; i++) {
-        if (c->line[i] != '\n')
-            continue;
-        handle_line(c, c->line + start, i - start);
-        start = i + 1;
+    while (c->phase != QMP_DEAD && !c->closing) {
+        char *nl = memchr(c->line + from, '\n', c->line_len - from);
+        if (!nl)
+            break;
+        size_t end = (size_t)(nl - c->line);
+        handle_line(c, c->line + start, end - start);
+        start = from = end + 1;
     }
     c->in_callback = false;
     if (c->phase == QMP_DEAD || c->closing) {
-        c->line_len = 0;
+        c->line_len = c->line_scanned = 0;
         return;
     }
-    memmove(c->line, c->line + start, c->line_len - start);
-    c->line_len -= start;
+    if (start > 0) {
+        memmove(c->line, c->line + start, c->line_len - start);
+        c->line_len -= start;
+        shrink_buffer(c);
+    }
+    c->line_scanned = c->line_len;
     if (c->line_len > QMP_MAX_LINE)
         client_fail(c, RPC_RESOURCE_EXHAUSTED, "qmp: message longer than %s", "16 MiB");
 }
@@ -291,8 +324,8 @@ static void client_fail(struct qmp_client *c, int code, const char *fmt, const c
     log_debug("%s", e->msg);
     fail_pending(c, code, e->msg);
     if (!c->closing) {
-        if (was == QMP_GREETING && c->cbs.ready)
-            c->cbs.ready(c, e, c->opaque); /* negotiation failures went via on_capabilities */
+        if (was != QMP_READY && c->cbs.ready)
+            c->cbs.ready(c, e, c->opaque); /* never got ready: say so first */
         if (c->cbs.closed && !c->closing)
             c->cbs.closed(c, e, c->opaque);
     }

@@ -10,8 +10,9 @@
  * the greeting and the capabilities negotiation are done (or failed). Then
  * qmp_client_execute() any number of commands; replies are matched by id, so
  * they may come back in any order. When the peer dies, sends something that
- * is not a JSON object or a line longer than QMP_MAX_LINE, every pending
- * command fails (reply callback with an error) and the closed callback runs.
+ * is not a JSON object or a line longer than QMP_MAX_LINE, or refuses
+ * qmp_capabilities, every pending command fails (reply callback with an
+ * error) and the closed callback runs (after ready(err) if not yet ready).
  * All callbacks run on the loop, never synchronously from an API call. */
 #ifndef HCS_QMP_H
 #define HCS_QMP_H

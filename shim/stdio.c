@@ -24,12 +24,17 @@ static int hex_value(char c)
     return -1;
 }
 
-/* URL unescaping (%XX a byte; '+' a space in queries); NULL if malformed. */
-static char *query_unescape(const char *s, size_t len, bool plus_is_space)
+enum unescape_result { UNESCAPE_OK, UNESCAPE_MALFORMED, UNESCAPE_NUL, UNESCAPE_NO_MEMORY };
+
+/* URL unescaping (%XX a byte; '+' a space in queries) into *out. An escaped
+ * NUL is refused: it would silently cut the C string ("/tmp/a%00/../x"). */
+static enum unescape_result query_unescape(const char *s, size_t len, bool plus_is_space,
+                                           char **out_str)
 {
+    *out_str = NULL;
     char *out = malloc(len + 1);
     if (out == NULL)
-        return NULL;
+        return UNESCAPE_NO_MEMORY;
     size_t w = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '+' && plus_is_space) {
@@ -37,9 +42,9 @@ static char *query_unescape(const char *s, size_t len, bool plus_is_space)
         } else if (s[i] == '%') {
             int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
             int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
+            if (hi < 0 || lo < 0 || (hi | lo) == 0) {
                 free(out);
-                return NULL;
+                return hi < 0 || lo < 0 ? UNESCAPE_MALFORMED : UNESCAPE_NUL;
             }
             out[w++] = (char)(hi << 4 | lo);
             i += 2;
@@ -48,7 +53,25 @@ static char *query_unescape(const char *s, size_t len, bool plus_is_space)
         }
     }
     out[w] = '\0';
-    return out;
+    *out_str = out;
+    return UNESCAPE_OK;
+}
+
+/* Unescapes one URI part; on failure sets an error naming the URI. */
+static int unescape_part(const char *uri, const char *part, const char *s, size_t len,
+                         bool plus_is_space, char **out, shim_error_t **err)
+{
+    switch (query_unescape(s, len, plus_is_space, out)) {
+    case UNESCAPE_OK:
+        return 0;
+    case UNESCAPE_NUL:
+        return error_set(err, RPC_INVALID_ARGUMENT,
+                         "stdio URI %s: %s contains an escaped NUL (%%00)", uri, part);
+    case UNESCAPE_MALFORMED:
+        return error_set(err, RPC_INVALID_ARGUMENT, "stdio URI %s: malformed %s", uri, part);
+    default:
+        return error_set(err, RPC_INTERNAL, "out of memory");
+    }
 }
 
 static bool has_key(const struct shim_stdio_uri *uri, const char *key)
@@ -73,24 +96,32 @@ static int push_arg(struct shim_stdio_uri *uri, char *arg)
     return 0;
 }
 
-/* argv tail: each key and its first value (Go url.Values.Get). */
-static int parse_query(const char *q, struct shim_stdio_uri *uri, shim_error_t **err)
+/* argv tail: each key and its first value (Go url.Values.Get). text is the
+ * whole URI, for errors. */
+static int parse_query(const char *text, const char *q, struct shim_stdio_uri *uri,
+                       shim_error_t **err)
 {
     while (*q) {
         size_t len = strcspn(q, "&");
         const char *eq = memchr(q, '=', len);
         size_t key_len = eq ? (size_t)(eq - q) : len;
-        char *key = query_unescape(q, key_len, true);
-        char *value = eq ? query_unescape(eq + 1, len - key_len - 1, true) : strdup("");
-        if (key == NULL || value == NULL) {
+        /* "key" alone has the empty value. */
+        const char *value_at = eq ? eq + 1 : q + len;
+        size_t value_len = (size_t)(q + len - value_at);
+        char *key = NULL, *value = NULL;
+        if (unescape_part(text, "query", q, key_len, true, &key, err) < 0)
+            return -1;
+        if (unescape_part(text, "query", value_at, value_len, true, &value, err) < 0) {
             free(key);
-            free(value);
-            return error_set(err, RPC_INVALID_ARGUMENT, "malformed query in binary:// stdio URI");
+            return -1;
         }
         if (key[0] == '\0' || has_key(uri, key)) {
             free(key);
             free(value);
-        } else if (push_arg(uri, key) < 0 || push_arg(uri, value) < 0) {
+        } else if (push_arg(uri, key) < 0) {
+            free(value);
+            return error_set(err, RPC_INTERNAL, "out of memory");
+        } else if (push_arg(uri, value) < 0) {
             return error_set(err, RPC_INTERNAL, "out of memory");
         }
         q += len;
@@ -100,8 +131,8 @@ static int parse_query(const char *q, struct shim_stdio_uri *uri, shim_error_t *
     return 0;
 }
 
-static int parse_scheme_path(const char *rest, const char *scheme, struct shim_stdio_uri *out,
-                             shim_error_t **err)
+static int parse_scheme_path(const char *text, const char *rest, const char *scheme,
+                             struct shim_stdio_uri *out, shim_error_t **err)
 {
     /* scheme:///abs/path — an authority (host) is not allowed. */
     if (strncmp(rest, "//", 2) != 0 || rest[2] != '/')
@@ -109,11 +140,10 @@ static int parse_scheme_path(const char *rest, const char *scheme, struct shim_s
                          "%s:// stdio URI must name an absolute path (%s:///path)", scheme, scheme);
     const char *path = rest + 2;
     size_t path_len = strcspn(path, "?");
-    out->path = query_unescape(path, path_len, false);
-    if (out->path == NULL)
-        return error_set(err, RPC_INVALID_ARGUMENT, "malformed path in %s:// stdio URI", scheme);
+    if (unescape_part(text, "path", path, path_len, false, &out->path, err) < 0)
+        return -1;
     if (path[path_len] == '?' && out->kind == SHIM_STDIO_BINARY)
-        return parse_query(path + path_len + 1, out, err);
+        return parse_query(text, path + path_len + 1, out, err);
     return 0;
 }
 
@@ -143,7 +173,7 @@ int shim_stdio_uri_parse(const char *s, struct shim_stdio_uri *out, shim_error_t
             return error_set(err, RPC_INVALID_ARGUMENT, "unsupported stdio URI scheme in %s", s);
         char scheme[8];
         snprintf(scheme, sizeof(scheme), "%.*s", (int)scheme_len, s);
-        ret = parse_scheme_path(colon + 1, scheme, out, err);
+        ret = parse_scheme_path(s, colon + 1, scheme, out, err);
     }
     if (ret < 0)
         shim_stdio_uri_free(out);

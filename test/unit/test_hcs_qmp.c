@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hcs/qmp.h"
@@ -323,10 +324,26 @@ static void test_capabilities_refused(void **state)
              "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}, \"id\": %lld}\r\n",
              (long long)id);
     server_send(f, buf);
-    run_until(f, &f->ready_calls);
+    run_until(f, &f->closed_calls);
     assert_int_equal(f->ready_calls, 1);
     assert_int_equal(f->ready_code, RPC_UNKNOWN);
     assert_false(qmp_client_ready(f->client));
+    /* The connection is useless now: closed runs, with the reason. */
+    assert_int_equal(f->closed_calls, 1);
+    assert_int_equal(f->closed_code, RPC_UNKNOWN);
+    assert_non_null(strstr(f->closed_msg, "CommandNotFound"));
+    struct reply r = {0};
+    assert_int_equal(qmp_client_execute(f->client, "cont", NULL, on_reply, &r, NULL), -1);
+    /* A later EOF does not run ready or closed a second time. */
+    close(f->server);
+    f->server = -1;
+    for (int i = 0; i < 20; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(f->ready_calls, 1);
+    assert_int_equal(f->closed_calls, 1);
+    assert_int_equal(r.calls, 0);
 }
 
 struct flood {
@@ -373,6 +390,122 @@ static void test_oversized_line(void **state)
     pthread_join(t, NULL);
 }
 
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs the loop until *flag becomes nonzero or `seconds` pass; wakes as soon
+ * as the loop has work (no fixed sleeps, so timings mean something). */
+static void run_until_for(struct fixture *f, const int *flag, double seconds)
+{
+    double deadline = now_seconds() + seconds;
+    while (!*flag && now_seconds() < deadline) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = uv_backend_fd(&f->loop), .events = POLLIN};
+        if (!*flag)
+            poll(&p, 1, 10);
+    }
+}
+
+#define LONG_LINE_BYTES (4u << 20)
+#define LONG_LINE_CHUNK 1024u
+#define LONG_LINE_SECONDS 2.0
+
+/* Writes one chunk without blocking, then lets the client read it: every
+ * read sees only the newest bytes of the line, as with a slow writer. */
+static size_t feed_chunk(struct fixture *f, const char *data, size_t len)
+{
+    ssize_t w = send(f->server, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    return w > 0 ? (size_t)w : 0;
+}
+
+/* A long (but allowed) reply arriving in small reads costs time linear in
+ * its length: the reader must not rescan or move the partial line on every
+ * read (before the fix this line took ~5 s, and 16 MiB took minutes). */
+static void test_long_line_in_small_writes(void **state)
+{
+    struct fixture *f = *state;
+    handshake(f);
+    struct reply r = {0};
+    assert_int_equal(qmp_client_execute(f->client, "query-x", NULL, on_reply, &r, NULL), 0);
+    json_int_t id = server_expect(f, "query-x");
+    char head[64];
+    int head_len = snprintf(head, sizeof(head), "{\"id\": %lld, \"return\": \"", (long long)id);
+    size_t len = LONG_LINE_BYTES;
+    char *line = malloc(len);
+    assert_non_null(line);
+    memcpy(line, head, (size_t)head_len);
+    memset(line + head_len, 'x', len - (size_t)head_len - 4);
+    memcpy(line + len - 4, "\"}\r\n", 4);
+
+    double t0 = now_seconds(), took = 0;
+    size_t off = 0;
+    /* Bounded: gives up well after the limit instead of running for minutes. */
+    while (off < len && (took = now_seconds() - t0) < 5 * LONG_LINE_SECONDS) {
+        size_t n = len - off < LONG_LINE_CHUNK ? len - off : LONG_LINE_CHUNK;
+        off += feed_chunk(f, line + off, n);
+    }
+    run_until_for(f, &r.calls, 5 * LONG_LINE_SECONDS);
+    took = now_seconds() - t0;
+    free(line);
+    print_message("%zu of %u bytes of one line in %u-byte writes: %.3f s\n", off, LONG_LINE_BYTES,
+                  LONG_LINE_CHUNK, took);
+    assert_int_equal(off, len);
+    assert_int_equal(r.calls, 1);
+    assert_true(r.ok);
+    assert_int_equal(strlen(r.text), sizeof(r.text) - 1); /* the long string, truncated */
+    assert_true(took < LONG_LINE_SECONDS);
+    assert_int_equal(f->closed_calls, 0);
+}
+
+/* Two lines (an event and a reply) cut into two writes at every byte
+ * position, then the same bytes one write per byte: each message arrives
+ * exactly once and intact. */
+static void test_lines_split_at_every_byte(void **state)
+{
+    struct fixture *f = *state;
+    handshake(f);
+    for (size_t cut = 0;; cut++) {
+        struct reply r = {0};
+        assert_int_equal(qmp_client_execute(f->client, "query-status", NULL, on_reply, &r, NULL),
+                         0);
+        json_int_t id = server_expect(f, "query-status");
+        char text[256];
+        int n = snprintf(text, sizeof(text),
+                         "{\"event\": \"STOP\", \"data\": {}}\r\n"
+                         "{\"return\": {\"status\": \"paused\", \"cut\": %zu}, \"id\": %lld}\r\n",
+                         cut, (long long)id);
+        int events = f->events;
+        bool bytewise = cut >= (size_t)n;
+        if (bytewise) {
+            for (int i = 0; i < n; i++) {
+                assert_int_equal(write(f->server, text + i, 1), 1);
+                uv_run(&f->loop, UV_RUN_NOWAIT);
+            }
+        } else {
+            assert_int_equal(write(f->server, text, cut), (ssize_t)cut);
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+            server_send(f, text + cut);
+        }
+        run_until(f, &r.calls);
+        assert_int_equal(r.calls, 1);
+        assert_true(r.ok);
+        char want[128];
+        snprintf(want, sizeof(want), "{\"status\":\"paused\",\"cut\":%zu}", cut);
+        assert_string_equal(r.text, want);
+        assert_int_equal(f->events, events + 1);
+        assert_string_equal(f->last_event, "STOP");
+        if (bytewise)
+            break;
+    }
+    assert_int_equal(qmp_client_pending(f->client), 0);
+    assert_int_equal(f->closed_calls, 0);
+}
+
 /* Closing from inside a reply callback, with another command pending. */
 static void close_in_reply(struct qmp_client *c, json_t *ret, const shim_error_t *err, void *opaque)
 {
@@ -413,6 +546,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capabilities_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_line_in_small_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lines_split_at_every_byte, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -791,6 +791,32 @@ static void test_uri_parse(void **state)
         assert_non_null(err);
         error_free(err);
     }
+
+    /* An escaped NUL would cut the decoded string short ("/tmp/a"), so it is
+     * refused wherever it appears, with the URI in the message. */
+    const char *nul[] = {"file:///tmp/a%00/../../etc/x",        "binary:///bin/logger%00.evil?k=v",
+                         "binary:///bin/logger?k=v%00w",        "binary:///bin/logger?k%00ey=v",
+                         "binary:///bin/logger?a=1&k=%00",      "fifo:///run/x%00y",
+                         "binary:///bin/logger%00.evil?k=v%00w"};
+    for (size_t i = 0; i < sizeof(nul) / sizeof(nul[0]); i++) {
+        err = NULL;
+        memset(&u, 0xa5, sizeof(u));
+        assert_int_equal(shim_stdio_uri_parse(nul[i], &u, &err), -1);
+        assert_non_null(err);
+        assert_int_equal(err->code, RPC_INVALID_ARGUMENT);
+        assert_non_null(strstr(err->msg, nul[i]));
+        assert_non_null(strstr(err->msg, "NUL"));
+        assert_null(u.path);
+        assert_null(u.args);
+        assert_int_equal(u.n_args, 0);
+        error_free(err);
+    }
+    /* Other control bytes and a literal "%00" spelled %2500 still decode. */
+    assert_int_equal(shim_stdio_uri_parse("binary:///bin/logger?k=%01%2500", &u, &err), 0);
+    assert_string_equal(u.path, "/bin/logger");
+    assert_int_equal(u.n_args, 2);
+    assert_string_equal(u.args[1], "\x01%00");
+    shim_stdio_uri_free(&u);
 }
 
 static void test_terminal_ignores_stderr(void **state)
