@@ -88,6 +88,10 @@ int hcs_system_start(hcs_system_t *sys, hcs_done_cb cb, void *opaque, shim_error
 int hcs_system_shutdown(hcs_system_t *sys, hcs_done_cb cb, void *opaque, shim_error_t **err);
 /* Ends the VM now (QMP quit, SIGKILL if that does not work within 5 s). */
 int hcs_system_terminate(hcs_system_t *sys, hcs_done_cb cb, void *opaque, shim_error_t **err);
+/* Freezes / thaws the running VM (HcsPauseComputeSystem / HcsResumeComputeSystem).
+ * The state stays Running; a paused VM can still be terminated. */
+int hcs_system_pause(hcs_system_t *sys, hcs_done_cb cb, void *opaque, shim_error_t **err);
+int hcs_system_resume(hcs_system_t *sys, hcs_done_cb cb, void *opaque, shim_error_t **err);
 /* request: ModifySettingRequest JSON (see hcs/qemu_config.h for the paths). */
 int hcs_system_modify(hcs_system_t *sys, const char *request, hcs_done_cb cb, void *opaque,
                       shim_error_t **err);
@@ -107,6 +111,11 @@ const char *hcs_system_port_path(const hcs_system_t *sys, const char *name);
 const char *hcs_system_port_dir(const hcs_system_t *sys);
 /* The VM process's log (serial console + QEMU messages). */
 const char *hcs_system_log_path(const hcs_system_t *sys);
+
+/* For hosts whose own SIGCHLD handler reaps every child (waitpid(-1)): hand
+ * over a reaped pid; returns 1 when it was this system's VM process (its exit
+ * is then reported as usual), else 0. POSIX backends only. */
+int hcs_system_reaped(hcs_system_t *sys, int pid, int wait_status);
 
 /* Terminates the VM if it runs, drops pending operations (their callbacks
  * and the exit callback no longer run), frees the system once the process is

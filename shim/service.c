@@ -13,7 +13,7 @@
 #include "containerd/task/v2/shim.pb-c.h"
 #include "gcs/guest_connection.h"
 #include "google/protobuf/timestamp.pb-c.h"
-#include "shim/agent.h"
+#include "shim/host.h"
 #include "shim/events.h"
 #include "shim/options.h"
 #include "shim/service_internal.h"
@@ -301,8 +301,9 @@ static void on_process_waited(void *opaque, int32_t hresult, const shim_error_t 
         log_fields(LOG_LEVEL_ERROR, "waiting for process failed", "id", p->task->id, "exec_id",
                    p->exec_id, "error", err->msg, NULL);
         /* The agent is gone: with process isolation the process is a host
-         * process nobody manages any more (reparented to us, the subreaper). */
-        if (p->pid > 0)
+         * process nobody manages any more (reparented to us, the subreaper).
+         * In a UVM it went with the VM (and its pid is not ours). */
+        if (p->pid > 0 && shim_host_pids_are_local(p->task->service->host))
             kill((pid_t)p->pid, SIGKILL);
         exit_code = 255;
     }
@@ -311,7 +312,7 @@ static void on_process_waited(void *opaque, int32_t hresult, const shim_error_t 
 
 int process_watch_exit(struct shim_service *s, struct shim_process *p, shim_error_t **err)
 {
-    struct gcs_guest_connection *c = shim_agent_connection(s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(s->host);
     if (c == NULL)
         return error_set(err, RPC_UNAVAILABLE, "the guest agent is gone");
     return gcs_guest_wait_process(c, p->task->id, p->pid, GCS_WAIT_INFINITE, on_process_waited, p,
@@ -320,33 +321,70 @@ int process_watch_exit(struct shim_service *s, struct shim_process *p, shim_erro
 
 /* ---- service lifecycle -------------------------------------------------------------------- */
 
-static void on_agent_lost(void *opaque, const char *reason)
+static void on_host_lost(void *opaque, const char *reason)
 {
     struct shim_service *s = opaque;
-    (void)reason;
+    bool local = shim_host_pids_are_local(s->host);
+    log_fields(LOG_LEVEL_ERROR, "the container host is gone; every process in it exited", "reason",
+               reason ? reason : "-", NULL);
     /* Every process that was running is gone with it (hcsshim: the UVM died).
      * With process isolation they are host processes (reparented to us, the
      * subreaper): make that true instead of leaving them unmanaged. */
     for (struct shim_task *t = s->tasks; t; t = t->next) {
         if (t->init.state == SHIM_PROC_RUNNING) {
-            if (t->init.pid > 0 && !t->init.exit_known)
+            if (local && t->init.pid > 0 && !t->init.exit_known)
                 kill((pid_t)t->init.pid, SIGKILL);
             process_record_exit(&t->init, 255);
         }
         for (struct shim_process *p = t->execs; p; p = p->next) {
             if (p->state != SHIM_PROC_RUNNING)
                 continue;
-            if (p->pid > 0 && !p->exit_known)
+            if (local && p->pid > 0 && !p->exit_known)
                 kill((pid_t)p->pid, SIGKILL);
             process_record_exit(p, 255);
         }
     }
 }
 
+static void on_host_container_exit(void *opaque, const char *container_id)
+{
+    (void)opaque;
+    log_fields(LOG_LEVEL_DEBUG, "container notification", "id", container_id, NULL);
+}
+
+int service_ensure_host(struct shim_service *s, enum shim_host_kind kind, const char *task_id,
+                        const json_t *spec, const runhcs_options *options, shim_error_t **err)
+{
+    static const char *const names[] = {"process", "hypervisor"};
+    if (s->host != NULL) {
+        if (s->host->kind != kind)
+            return error_set(err, RPC_FAILED_PRECONDITION,
+                             "task %s wants %s isolation but this shim runs %s containers", task_id,
+                             names[kind], names[s->host->kind]);
+        return 0;
+    }
+    struct shim_host_callbacks cbs = {.lost = on_host_lost,
+                                      .container_exit = on_host_container_exit};
+    int rc;
+    if (kind == SHIM_HOST_PROCESS) {
+        rc = shim_host_process_new(s->loop, s->daemon->args->debug, &cbs, s, &s->host, err);
+    } else {
+        struct shim_host_uvm_config cfg = {
+            .owner_id = task_id, .spec = spec, .options = options, .debug = s->daemon->args->debug};
+        rc = shim_host_uvm_new(s->loop, &cfg, &cbs, s, &s->host, err);
+    }
+    if (rc < 0)
+        return -1;
+    free(s->host_owner);
+    s->host_owner = strdup(task_id);
+    return 0;
+}
+
 static void on_child_exited(struct shim_daemon *d, pid_t pid, int wait_status)
 {
     struct shim_service *s = d->task_service;
-    if (s && shim_agent_child_exited(s->agent, pid, wait_status))
+    if (s && (shim_host_child_exited(s->host, pid, wait_status) ||
+              shim_host_child_exited(s->closing_host, pid, wait_status)))
         return;
     log_debug("reaped child %d (status %d)", (int)pid, wait_status);
 }
@@ -362,12 +400,6 @@ int shim_service_new(struct shim_daemon *d, shim_error_t **err)
     if (address == NULL || address[0] == '\0')
         log_fields(LOG_LEVEL_WARN, "TTRPC_ADDRESS not set: events will not be published", NULL);
     if (shim_events_new(d->loop, address, d->args->namespace_name, &s->events, err) < 0) {
-        free(s);
-        return -1;
-    }
-    struct shim_agent_callbacks cbs = {.lost = on_agent_lost};
-    if (shim_agent_new(d->loop, d->args->debug, &cbs, s, &s->agent, err) < 0) {
-        shim_events_close(s->events, 0, NULL, NULL);
         free(s);
         return -1;
     }
@@ -398,6 +430,7 @@ static void close_step_done(void *arg)
     x->s->daemon->task_service = NULL;
     shim_service_closed_fn done = x->done;
     void *darg = x->arg;
+    free(x->s->host_owner);
     free(x->s);
     free(x);
     if (done)
@@ -407,7 +440,7 @@ static void close_step_done(void *arg)
 static void after_agent_closed(void *arg)
 {
     struct close_ctx *x = arg;
-    x->s->agent = NULL; /* freed; a late SIGCHLD must not reach it */
+    x->s->closing_host = NULL;
     shim_events_close(x->s->events, EVENTS_FLUSH_TIMEOUT_MS, close_step_done, x);
 }
 
@@ -434,7 +467,13 @@ void shim_service_close(struct shim_service *s, shim_service_closed_fn done, voi
     x->done = done;
     x->arg = arg;
     x->pending = 1;
-    shim_agent_close(s->agent, after_agent_closed, x);
+    struct shim_host *host = s->host;
+    s->host = NULL;
+    if (host) {
+        s->closing_host = host;
+        shim_host_close(host, after_agent_closed, x);
+    } else
+        after_agent_closed(x);
     service_drop_tasks(s);
 }
 
@@ -572,7 +611,93 @@ static void handle_wait(ttrpc_call_t *call)
     containerd__task__v2__wait_request__free_unpacked(req, NULL);
 }
 
-/* ---- Pause / Resume / Checkpoint: not possible with process isolation --------------------- */
+/* ---- Pause / Resume (hypervisor: the UVM is frozen with QMP stop) ------------------------ */
+
+struct pause_ctx {
+    ttrpc_call_t *call;
+    struct shim_service *s;
+    char *id;
+    bool pause;
+};
+
+static void on_paused(void *arg, const shim_error_t *err)
+{
+    struct pause_ctx *x = arg;
+    struct shim_task *t = service_find_task(x->s, x->id);
+    if (err != NULL) {
+        ttrpc_call_fail_error(x->call, err);
+    } else {
+        if (t != NULL)
+            t->paused = x->pause;
+        if (x->pause) {
+            Containerd__Events__TaskPaused ev = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
+            ev.container_id = x->id;
+            shim_events_publish(x->s->events, "/tasks/paused", &ev.base);
+        } else {
+            Containerd__Events__TaskResumed ev = CONTAINERD__EVENTS__TASK_RESUMED__INIT;
+            ev.container_id = x->id;
+            shim_events_publish(x->s->events, "/tasks/resumed", &ev.base);
+        }
+        log_fields(LOG_LEVEL_INFO, x->pause ? "task paused" : "task resumed", "id", x->id, NULL);
+        ttrpc_call_reply(x->call, NULL, 0);
+    }
+    free(x->id);
+    free(x);
+}
+
+static void handle_pause_resume(ttrpc_call_t *call, bool pause)
+{
+    struct shim_service *s = service_of(call);
+    /* PauseRequest and ResumeRequest are both {id}. */
+    Containerd__Task__V2__PauseRequest *req = (Containerd__Task__V2__PauseRequest *)unpack_or_fail(
+        call, pause ? &containerd__task__v2__pause_request__descriptor
+                    : &containerd__task__v2__resume_request__descriptor);
+    if (req == NULL)
+        return;
+    shim_error_t *err = NULL;
+    struct shim_task *t = service_find_task(s, req->id);
+    struct pause_ctx *x = NULL;
+    if (t == NULL) {
+        error_set(&err, RPC_NOT_FOUND, "task %s not found", req->id);
+    } else if (s->host == NULL || s->host->kind != SHIM_HOST_HYPERVISOR) {
+        error_set(&err, RPC_UNIMPLEMENTED, "%s is not supported for process-isolated task %s",
+                  pause ? "Pause" : "Resume", req->id);
+    } else if (t->init.state != SHIM_PROC_RUNNING) {
+        error_set(&err, RPC_FAILED_PRECONDITION, "task %s is not running", req->id);
+    } else if (t->paused == pause) {
+        error_set(&err, RPC_FAILED_PRECONDITION, "task %s is %s", req->id,
+                  pause ? "already paused" : "not paused");
+    } else if ((x = calloc(1, sizeof(*x))) == NULL || (x->id = strdup(req->id)) == NULL) {
+        error_set(&err, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+        x->call = call;
+        x->s = s;
+        x->pause = pause;
+        if (shim_host_pause(s->host, req->id, pause, on_paused, x, &err) == 0) {
+            protobuf_c_message_free_unpacked(&req->base, NULL);
+            return;
+        }
+    }
+    if (x != NULL) {
+        free(x->id);
+        free(x);
+    }
+    fail_and_free(call, err);
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+static void handle_pause(ttrpc_call_t *call)
+{
+    handle_pause_resume(call, true);
+}
+
+static void handle_resume(ttrpc_call_t *call)
+{
+    handle_pause_resume(call, false);
+}
+
+/* ---- Checkpoint: not supported ----------------------------------------------------------------
+ */
 
 static void handle_unimplemented(ttrpc_call_t *call)
 {
@@ -587,8 +712,8 @@ static const struct ttrpc_method task_methods[] = {
     {"Start", service_handle_start},
     {"Delete", service_handle_delete},
     {"Pids", service_handle_pids},
-    {"Pause", handle_unimplemented},
-    {"Resume", handle_unimplemented},
+    {"Pause", handle_pause},
+    {"Resume", handle_resume},
     {"Checkpoint", handle_unimplemented},
     {"Kill", service_handle_kill},
     {"Exec", service_handle_exec},

@@ -31,45 +31,6 @@ static struct bundle_mount *rootfs_mounts(const Containerd__Task__V2__CreateTask
     return mounts;
 }
 
-/* ---- the rootfs inside the agent's mount namespace (see shim_agent_in_mount_ns) ---------- */
-
-struct ns_mount {
-    const char *bundle;
-    const struct bundle_mount *mounts;
-    size_t n;
-};
-
-static int mount_in_agent_ns(void *arg)
-{
-    const struct ns_mount *m = arg;
-    shim_error_t *err = NULL;
-    if (bundle_unmount_rootfs(m->bundle, NULL) < 0 ||
-        bundle_mount_rootfs(m->bundle, m->mounts, m->n, &err) < 0) {
-        log_fields(LOG_LEVEL_ERROR, "mounting the rootfs for the agent failed", "error",
-                   err ? err->msg : "unmount failed", NULL);
-        error_free(err);
-        return -1;
-    }
-    return 0;
-}
-
-static int unmount_in_agent_ns(void *arg)
-{
-    const struct ns_mount *m = arg;
-    return bundle_unmount_rootfs(m->bundle, NULL);
-}
-
-static int agent_ns_mount(struct shim_service *s,
-                          const Containerd__Task__V2__CreateTaskRequest *req, shim_error_t **err)
-{
-    struct ns_mount m = {.bundle = req->bundle, .mounts = rootfs_mounts(req), .n = req->n_rootfs};
-    if (m.mounts == NULL)
-        return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
-    int rc = shim_agent_in_mount_ns(s->agent, mount_in_agent_ns, &m, err);
-    free((void *)m.mounts);
-    return rc;
-}
-
 static void task_unlink(struct shim_service *s, struct shim_task *t)
 {
     for (struct shim_task **pp = &s->tasks; *pp; pp = &(*pp)->next) {
@@ -109,24 +70,41 @@ static void task_free(struct shim_task *t)
     free(t);
 }
 
-static void task_unmount(struct shim_task *t)
+static void on_released_quietly(void *arg, const shim_error_t *err)
+{
+    (void)arg;
+    if (err != NULL)
+        log_fields(LOG_LEVEL_WARN, "releasing a failed container's rootfs failed", "error",
+                   err->msg, NULL);
+}
+
+/* The host side of the rootfs: the mount at <bundle>/rootfs. */
+static void task_unmount_bundle(struct shim_task *t)
 {
     if (!t->rootfs_mounted)
         return;
     shim_error_t *err = NULL;
-    struct ns_mount m = {.bundle = t->bundle};
-    if (shim_agent_in_mount_ns(t->service->agent, unmount_in_agent_ns, &m, &err) < 0) {
-        log_fields(LOG_LEVEL_WARN, "unmounting rootfs in the agent failed", "id", t->id, "error",
-                   err->msg, NULL);
-        error_free(err);
-        err = NULL;
-    }
     if (bundle_unmount_rootfs(t->bundle, &err) < 0) {
         log_fields(LOG_LEVEL_WARN, "unmounting rootfs failed", "id", t->id, "error", err->msg,
                    NULL);
         error_free(err);
     }
     t->rootfs_mounted = false;
+}
+
+/* Create failed: undo what the host prepared (in the background), unmount. */
+static void task_unmount(struct shim_task *t)
+{
+    struct shim_host *h = t->service->host;
+    shim_error_t *err = NULL;
+    if (h != NULL && t->host_prepared &&
+        shim_host_release(h, t->id, t->bundle, on_released_quietly, NULL, &err) < 0) {
+        log_fields(LOG_LEVEL_WARN, "releasing the container's rootfs failed", "id", t->id, "error",
+                   err->msg, NULL);
+        error_free(err);
+    }
+    t->host_prepared = false;
+    task_unmount_bundle(t);
 }
 
 /* Last use of x->s: it may free the service (see service_create_ended). */
@@ -195,67 +173,20 @@ static void on_agent_created(void *opaque, int32_t hresult, const shim_error_t *
     create_ctx_free(x);
 }
 
-/* The spec as the agent gets it: root.path is the host path of the mounted
- * rootfs (the agent uses it as given). */
-static json_t *agent_spec(const struct shim_task *t, shim_error_t **err)
-{
-    json_t *spec = json_deep_copy(t->spec.root);
-    json_t *root = spec ? json_object_get(spec, "root") : NULL;
-    if (spec != NULL && !json_is_object(root)) {
-        root = json_object();
-        json_object_set_new(spec, "root", root);
-    }
-    if (spec == NULL || root == NULL) {
-        json_decref(spec);
-        error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        return NULL;
-    }
-    const char *path = json_string_value(json_object_get(root, "path"));
-    if (path != NULL && path[0] == '/') {
-        /* already absolute */
-    } else if (path == NULL || strcmp(path, "rootfs") == 0) {
-        json_object_set_new(root, "path", json_string(t->rootfs_dir));
-    } else {
-        char *abs = NULL;
-        if (asprintf(&abs, "%s/%s", t->bundle, path) < 0) {
-            json_decref(spec);
-            error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
-            return NULL;
-        }
-        json_object_set_new(root, "path", json_string(abs));
-        free(abs);
-    }
-    return spec;
-}
-
-static void on_agent_ready(void *arg, struct gcs_guest_connection *conn, const shim_error_t *err)
+static void on_container_config(void *arg, json_t *config, const shim_error_t *err)
 {
     struct create_ctx *x = arg;
     shim_error_t *e = NULL;
     if (err != NULL) {
-        error_set(&e, RPC_UNAVAILABLE, "%s", err->msg);
+        error_set(&e, err->code == RPC_OK ? RPC_UNKNOWN : err->code, "%s", err->msg);
+        json_decref(config);
         create_fail(x, e);
         return;
     }
-    if (x->t->rootfs_mounted && agent_ns_mount(x->s, x->req, &e) < 0) {
-        create_fail(x, e);
-        return;
-    }
-    json_t *spec = agent_spec(x->t, &e);
-    if (spec == NULL) {
-        create_fail(x, e);
-        return;
-    }
-    char *bundle = NULL;
-    if (asprintf(&bundle, "%s/c/%s", shim_agent_state_dir(x->s->agent), x->t->id) < 0)
-        bundle = NULL;
-    struct gcs_container_config cc = {
-        .schema_major = 2, .schema_minor = 1, .oci_bundle_path = bundle, .oci_specification = spec};
-    json_t *config = bundle ? gcs_container_config_build(&cc) : NULL;
-    free(bundle);
-    json_decref(spec);
-    if (config == NULL) {
-        error_set(&e, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    struct gcs_guest_connection *conn = shim_host_connection(x->s->host);
+    if (conn == NULL) {
+        json_decref(config);
+        error_set(&e, RPC_UNAVAILABLE, "the guest agent is gone");
         create_fail(x, e);
         return;
     }
@@ -263,6 +194,41 @@ static void on_agent_ready(void *arg, struct gcs_guest_connection *conn, const s
     json_decref(config);
     if (rc < 0)
         create_fail(x, e);
+}
+
+static void on_agent_ready(void *arg, struct gcs_guest_connection *conn, const shim_error_t *err)
+{
+    struct create_ctx *x = arg;
+    shim_error_t *e = NULL;
+    (void)conn;
+    if (err != NULL) {
+        error_set(&e, RPC_UNAVAILABLE, "%s", err->msg);
+        create_fail(x, e);
+        return;
+    }
+    struct bundle_mount *mounts = rootfs_mounts(x->req);
+    if (mounts == NULL) {
+        error_set(&e, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        create_fail(x, e);
+        return;
+    }
+    struct shim_host_container c = {
+        .id = x->t->id,
+        .bundle = x->t->bundle,
+        .rootfs_dir = x->t->rootfs_dir,
+        .rootfs_mounted = x->t->rootfs_mounted,
+        .spec = x->t->spec.root,
+        .mounts = mounts,
+        .n_mounts = x->req->n_rootfs,
+    };
+    x->t->host_prepared = true;
+    /* on_container_config may run (and free x) before this returns. */
+    int rc = shim_host_prepare(x->s->host, &c, on_container_config, x, &e);
+    free(mounts);
+    if (rc < 0) {
+        x->t->host_prepared = false;
+        create_fail(x, e);
+    }
 }
 
 static void on_upstream_ready(shim_upstream_io_t *io, int status, void *data)
@@ -275,7 +241,7 @@ static void on_upstream_ready(shim_upstream_io_t *io, int status, void *data)
         create_fail(x, err);
         return;
     }
-    if (shim_agent_get(x->s->agent, on_agent_ready, x, &err) < 0)
+    if (shim_host_get(x->s->host, on_agent_ready, x, &err) < 0)
         create_fail(x, err);
 }
 
@@ -328,9 +294,12 @@ static int create_task(struct create_ctx *x, shim_error_t **err)
     snprintf(n_mounts, sizeof(n_mounts), "%zu", req->n_rootfs);
     log_fields(LOG_LEVEL_INFO, "creating task", "id", t->id, "isolation", shim_isolation_name(iso),
                "rootfs_mounts", n_mounts, NULL);
-    if (iso == SHIM_ISOLATION_HYPERVISOR)
-        return error_set(err, RPC_FAILED_PRECONDITION, "task %s: %s", t->id,
-                         SHIM_HYPERVISOR_UNAVAILABLE);
+    /* The first task (a pod's sandbox, or a standalone task) makes the host:
+     * its spec carries the UVM's options; pod members join it. */
+    if (service_ensure_host(
+            x->s, iso == SHIM_ISOLATION_HYPERVISOR ? SHIM_HOST_HYPERVISOR : SHIM_HOST_PROCESS,
+            t->id, t->spec.root, x->opts.runhcs, err) < 0)
+        return -1;
     if (req->n_rootfs > 0) {
         struct bundle_mount *mounts = rootfs_mounts(req);
         if (mounts == NULL)
@@ -413,10 +382,10 @@ static void reply_delete(ttrpc_call_t *call, const struct shim_process *p)
     ttrpc_call_reply_message(call, &resp.base);
 }
 
-static void delete_task_finish(struct delete_ctx *x)
+static void delete_task_reply(struct delete_ctx *x)
 {
     struct shim_task *t = x->t;
-    task_unmount(t);
+    task_unmount_bundle(t);
     publish_delete(x->s, t, &t->init);
     reply_delete(x->call, &t->init);
     log_fields(LOG_LEVEL_INFO, "task deleted", "id", t->id, NULL);
@@ -425,6 +394,60 @@ static void delete_task_finish(struct delete_ctx *x)
     struct shim_service *s = x->s;
     free(x);
     service_maybe_exit(s);
+}
+
+static void on_host_closed_after_delete(void *arg)
+{
+    struct delete_ctx *x = arg;
+    x->s->closing_host = NULL;
+    delete_task_reply(x);
+}
+
+/* hcsshim: a task that owns its UVM (standalone, or the pod's sandbox) takes
+ * it down when it is deleted, once no other task lives in it. */
+static void after_release(struct delete_ctx *x)
+{
+    struct shim_service *s = x->s;
+    bool others = false;
+    for (struct shim_task *o = s->tasks; o; o = o->next)
+        if (o != x->t)
+            others = true;
+    if (s->host != NULL && s->host->kind == SHIM_HOST_HYPERVISOR && !others &&
+        s->host_owner != NULL && strcmp(s->host_owner, x->t->id) == 0) {
+        struct shim_host *h = s->host;
+        s->host = NULL;
+        log_fields(LOG_LEVEL_INFO, "stopping the utility VM with its owner", "id", x->t->id, NULL);
+        s->closing_host = h;
+        shim_host_close(h, on_host_closed_after_delete, x);
+        return;
+    }
+    delete_task_reply(x);
+}
+
+static void on_rootfs_released(void *arg, const shim_error_t *err)
+{
+    struct delete_ctx *x = arg;
+    if (err != NULL)
+        log_fields(LOG_LEVEL_WARN, "releasing the container's rootfs failed", "id", x->t->id,
+                   "error", err->msg, NULL);
+    after_release(x);
+}
+
+static void delete_task_finish(struct delete_ctx *x)
+{
+    struct shim_task *t = x->t;
+    struct shim_host *h = x->s->host;
+    shim_error_t *err = NULL;
+    if (h == NULL || !t->host_prepared) {
+        after_release(x);
+        return;
+    }
+    t->host_prepared = false;
+    /* on_rootfs_released may run before this returns (process host). */
+    if (shim_host_release(h, t->id, t->bundle, on_rootfs_released, x, &err) < 0) {
+        on_rootfs_released(x, err);
+        error_free(err);
+    }
 }
 
 static void on_state_deleted(void *opaque, int32_t hresult, const shim_error_t *err)
@@ -439,7 +462,7 @@ static void on_state_deleted(void *opaque, int32_t hresult, const shim_error_t *
 
 static void delete_container_state(struct delete_ctx *x)
 {
-    struct gcs_guest_connection *c = shim_agent_connection(x->s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(x->s->host);
     shim_error_t *err = NULL;
     if (c == NULL || !x->t->created_in_agent) {
         delete_task_finish(x);
@@ -484,7 +507,7 @@ static int delete_task(ttrpc_call_t *call, struct shim_service *s, struct shim_t
             process_exit_from_created(p, 0, false);
     if (never_started)
         process_exit_from_created(&t->init, 0, false);
-    struct gcs_guest_connection *c = shim_agent_connection(s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(s->host);
     shim_error_t *e = NULL;
     if (never_started && c != NULL && t->created_in_agent) {
         /* The init exists in crun's "created" state: stop it first. */

@@ -22,7 +22,7 @@ static struct gcs_guest_connection *running_task(struct shim_service *s, const c
         error_set(err, RPC_FAILED_PRECONDITION, "task %s is not running", id);
         return NULL;
     }
-    struct gcs_guest_connection *c = shim_agent_connection(s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(s->host);
     if (c == NULL)
         error_set(err, RPC_UNAVAILABLE, "the guest agent is not running");
     return c;

@@ -4,7 +4,7 @@
 
 #include "gcs/guest_connection.h"
 #include "google/protobuf/timestamp.pb-c.h"
-#include "shim/agent.h"
+#include "shim/host.h"
 #include "shim/events.h"
 #include "shim/service.h"
 #include "shim/task.h"
@@ -13,7 +13,9 @@ struct shim_service {
     uv_loop_t *loop;
     struct shim_daemon *daemon;
     struct shim_events *events;
-    struct shim_agent *agent;
+    struct shim_host *host;         /* where containers run; NULL until the first Create */
+    char *host_owner;               /* the task whose Create made the host */
+    struct shim_host *closing_host; /* being closed: still gets its children's exits */
     struct shim_task *tasks;
     bool shutdown_requested;
     bool shutdown_now;
@@ -44,6 +46,10 @@ void service_create_ended(struct shim_service *s);
 
 /* Detaches a pending relay-close callback from a process about to be freed. */
 void process_forget_finish(struct shim_process *p);
+
+/* Creates the shim's host on first use; a second kind is refused. */
+int service_ensure_host(struct shim_service *s, enum shim_host_kind kind, const char *task_id,
+                        const json_t *spec, const runhcs_options *options, shim_error_t **err);
 
 /* service_create.c */
 void service_handle_create(ttrpc_call_t *call);

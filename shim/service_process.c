@@ -33,7 +33,7 @@ static void deliver_pending_signal(struct shim_service *s, struct shim_process *
 {
     int sig = p->pending_signal;
     p->pending_signal = 0;
-    struct gcs_guest_connection *c = shim_agent_connection(s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(s->host);
     shim_error_t *err = NULL;
     if (c != NULL && signal_process(c, p, sig, NULL, &err) < 0) {
         log_fields(LOG_LEVEL_WARN, "deferred signal failed", "id", p->task->id, "error", err->msg,
@@ -161,7 +161,7 @@ static void on_container_started(void *opaque, int32_t hresult, const shim_error
     (void)hresult;
     struct start_ctx *x = opaque;
     shim_error_t *e = NULL;
-    struct gcs_guest_connection *c = shim_agent_connection(x->s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(x->s->host);
     if (err != NULL || c == NULL) {
         error_set(&e, err && err->code ? err->code : RPC_UNAVAILABLE, "failed to start %s: %s",
                   x->p->task->id, err ? err->msg : "the guest agent is gone");
@@ -176,7 +176,7 @@ static void on_exec_io_ready(shim_upstream_io_t *io, int status, void *data)
     (void)io;
     struct start_ctx *x = data;
     shim_error_t *err = NULL;
-    struct gcs_guest_connection *c = shim_agent_connection(x->s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(x->s->host);
     if (status < 0) {
         error_set_uv(&err, RPC_FAILED_PRECONDITION, status, "stdio logger not ready");
         start_fail(x, err);
@@ -219,7 +219,7 @@ void service_handle_start(ttrpc_call_t *call)
     struct shim_process *p;
     shim_error_t *err = NULL;
     struct start_ctx *x = NULL;
-    struct gcs_guest_connection *c = shim_agent_connection(s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(s->host);
     if (lookup_process(s, req->id, req->exec_id, &t, &p, &err) < 0 || !task_usable(t, &err))
         goto fail;
     if (p->state != SHIM_PROC_CREATED || p->starting) {
@@ -315,7 +315,7 @@ static int kill_process(ttrpc_call_t *call, struct shim_service *s, struct shim_
         ttrpc_call_reply(call, NULL, 0);
         return 0;
     }
-    struct gcs_guest_connection *c = shim_agent_connection(s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(s->host);
     if (c == NULL)
         return error_set(err, RPC_UNAVAILABLE, "the guest agent is not running");
     if (req->signal == 0) { /* liveness probe: the guest would turn 0 into SIGKILL */
@@ -463,7 +463,7 @@ static int resize(ttrpc_call_t *call, struct shim_service *s, struct shim_proces
     if (!p->terminal)
         return error_set(err, RPC_FAILED_PRECONDITION, "process %s is not a terminal",
                          process_event_id(p));
-    struct gcs_guest_connection *c = shim_agent_connection(s->agent);
+    struct gcs_guest_connection *c = shim_host_connection(s->host);
     /* Not running (yet or any more), or a 0x0 size ctr sends right after Start. */
     if (p->state != SHIM_PROC_RUNNING || p->exit_known || c == NULL || req->width == 0 ||
         req->height == 0) {

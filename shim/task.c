@@ -50,7 +50,8 @@ int shim_process_status(const struct shim_process *p)
     case SHIM_PROC_CREATED:
         return CONTAINERD__V1__TYPES__STATUS__CREATED;
     case SHIM_PROC_RUNNING:
-        return CONTAINERD__V1__TYPES__STATUS__RUNNING;
+        return p->task != NULL && p->task->paused ? CONTAINERD__V1__TYPES__STATUS__PAUSED
+                                                  : CONTAINERD__V1__TYPES__STATUS__RUNNING;
     case SHIM_PROC_EXITED:
         return CONTAINERD__V1__TYPES__STATUS__STOPPED;
     }

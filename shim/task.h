@@ -67,6 +67,8 @@ struct shim_task {
     struct bundle_spec spec;
     bool creating;         /* Create in progress: invisible to other calls */
     bool created_in_agent; /* gcs Create succeeded: DeleteContainerState owed */
+    bool host_prepared;    /* shim_host_prepare ran: shim_host_release owed */
+    bool paused;           /* Pause succeeded (hypervisor: the UVM is frozen) */
     bool deleting;
     struct shim_process init;
     struct shim_process *execs;

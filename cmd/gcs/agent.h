@@ -81,6 +81,16 @@ void agent_maybe_finish_shutdown(struct agent *a);
 /* Dispatches one negotiated request; the handler owns the reply. */
 void agent_dispatch(struct agent *a, struct gcs_message *m);
 
+/* Records (add) or forgets a mount the agent made; unmounted at exit. */
+void agent_track_mount(struct agent *a, const char *path, bool add);
+
+/* ---- scsi.c ------------------------------------------------------------------------ */
+/* ModifySettings MappedVirtualDisk Add/Remove and SCSIDevice Remove (§9.2). */
+void agent_modify_mapped_virtual_disk(struct request *req, const char *request_type,
+                                      const json_t *settings);
+void agent_modify_scsi_device(struct request *req, const char *request_type,
+                              const json_t *settings);
+
 /* ---- container.c ------------------------------------------------------------------- */
 enum container_state {
     CONTAINER_CREATING,

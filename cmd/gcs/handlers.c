@@ -288,7 +288,7 @@ static int combined_layers_remove(const struct gcs_combined_layers *cl, shim_err
     return 0;
 }
 
-static void track_mount(struct agent *a, const char *path, bool add)
+void agent_track_mount(struct agent *a, const char *path, bool add)
 {
     for (size_t i = 0; i < a->n_mounts; i++) {
         if (strcmp(a->mounts[i], path) == 0) {
@@ -342,7 +342,7 @@ static void modify_combined_layers(struct request *req, const struct gcs_modify_
         error_free(err);
         return;
     }
-    track_mount(req->a, cl.container_root_path, add);
+    agent_track_mount(req->a, cl.container_root_path, add);
     log_info("CombinedLayers %s %s", r->request_type, cl.container_root_path);
     request_reply(req, NULL);
 }
@@ -384,6 +384,10 @@ static void handle_modify(struct agent *a, const struct gcs_message *m)
     }
     if (strcmp(r.resource_type, GCS_RESOURCE_COMBINED_LAYERS) == 0)
         modify_combined_layers(req, &r);
+    else if (strcmp(r.resource_type, GCS_RESOURCE_MAPPED_VIRTUAL_DISK) == 0)
+        agent_modify_mapped_virtual_disk(req, r.request_type, r.settings);
+    else if (strcmp(r.resource_type, GCS_RESOURCE_SCSI_DEVICE) == 0)
+        agent_modify_scsi_device(req, r.request_type, r.settings);
     else if (known_lcow_resource(r.resource_type))
         request_reply_error(req, GCS_HR_E_NOTIMPL, "%s is not supported by this agent",
                             r.resource_type);

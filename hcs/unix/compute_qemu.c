@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -27,7 +28,7 @@
 #define GCS_BRIDGE_PORT_NAME "1073741824" /* 0x40000000, gcs unix-dir naming */
 #define E_FAIL_HR ((int32_t)0x80004005)
 
-enum op_kind { OP_START, OP_SHUTDOWN, OP_TERMINATE, OP_MODIFY };
+enum op_kind { OP_START, OP_SHUTDOWN, OP_TERMINATE, OP_MODIFY, OP_PAUSE };
 
 struct op {
     struct op *next;
@@ -320,6 +321,16 @@ static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_si
         return;
     }
     finalize_exit(s);
+}
+
+int hcs_system_reaped(hcs_system_t *s, int pid, int wait_status)
+{
+    if (!s || !s->proc_spawned || s->proc_exited || s->proc.pid != pid)
+        return 0;
+    /* libuv's own waitpid(pid) now gets ECHILD and stays silent: report here. */
+    on_process_exit(&s->proc, WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 0,
+                    WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0);
+    return 1;
 }
 
 static void on_kill_timer(uv_timer_t *t)
@@ -680,6 +691,35 @@ int hcs_system_shutdown(hcs_system_t *s, hcs_done_cb cb, void *opaque, shim_erro
     }
     s->shutdown_requested = true;
     return 0;
+}
+
+/* Pause / resume: QMP stop / cont freeze and thaw every vCPU; devices and
+ * the chardev sockets stay up, so the host side keeps its connections. */
+static int run_state_change(hcs_system_t *s, const char *command, hcs_done_cb cb, void *opaque,
+                            shim_error_t **err)
+{
+    if (s->closed || s->state != HCS_STATE_RUNNING || !qmp_client_ready(s->qmp))
+        return error_set(err, RPC_FAILED_PRECONDITION, "compute system %s is %s, not Running",
+                         s->id, hcs_state_name(s->state));
+    struct op *op = op_new(s, OP_PAUSE, cb, opaque);
+    if (!op)
+        return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    if (qmp_client_execute(s->qmp, command, NULL, on_simple_reply, op, err) < 0) {
+        s->ops = op->next;
+        free(op);
+        return -1;
+    }
+    return 0;
+}
+
+int hcs_system_pause(hcs_system_t *s, hcs_done_cb cb, void *opaque, shim_error_t **err)
+{
+    return run_state_change(s, "stop", cb, opaque, err);
+}
+
+int hcs_system_resume(hcs_system_t *s, hcs_done_cb cb, void *opaque, shim_error_t **err)
+{
+    return run_state_change(s, "cont", cb, opaque, err);
 }
 
 /* Asks qemu to quit (or kills it); a timer makes sure it ends. */

@@ -45,20 +45,27 @@ c() {
   containerd_ctr -n "$E2E_NS" "$@"
 }
 
+# E2E_ISOLATION=hypervisor runs the same tests in utility VMs (shim_uvm_e2e_list.sh).
+# The sanitizer build (build/san/bin) has no LinuxBootFiles next to it: use the plain one's.
+E2E_RUN_ARGS=()
+if [ "${E2E_ISOLATION:-process}" = hypervisor ] && [ ! -r "$BIN_DIR/../LinuxBootFiles/kernel" ]; then
+  E2E_RUN_ARGS=(--annotation "io.microsoft.virtualmachine.bootfilesrootpath=$REPO_ROOT/build/LinuxBootFiles")
+fi
+
 # run_rm NAME CMD...: ctr run --rm through our shim (process isolation).
 run_rm() {
   local name=$1
   shift
-  c run --rm --runtime "$SHIM_RUNTIME" --annotation io.runhcs.isolation=process \
-    "$BUSYBOX_IMAGE" "$name" "$@"
+  c run --rm --runtime "$SHIM_RUNTIME" --annotation io.runhcs.isolation=${E2E_ISOLATION:-process} \
+    "${E2E_RUN_ARGS[@]}" "$BUSYBOX_IMAGE" "$name" "$@"
 }
 
 # run_d NAME CMD...: detached task.
 run_d() {
   local name=$1
   shift
-  c run -d --runtime "$SHIM_RUNTIME" --annotation io.runhcs.isolation=process \
-    "$BUSYBOX_IMAGE" "$name" "$@" </dev/null
+  c run -d --runtime "$SHIM_RUNTIME" --annotation io.runhcs.isolation=${E2E_ISOLATION:-process} \
+    "${E2E_RUN_ARGS[@]}" "$BUSYBOX_IMAGE" "$name" "$@" </dev/null
 }
 
 # task_status NAME: the STATUS column of `ctr task ls`.
