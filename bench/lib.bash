@@ -226,7 +226,13 @@ bench_probe_ours() {
 
 bench_probe_hypervisor() {
   local out
-  if [ ! -e "$REPO_ROOT/build/LinuxBootFiles/initrd.img" ] || [ "$OURS_OK" != 1 ]; then
+  if [ "$OURS_OK" != 1 ]; then
+    HV_REASON="n/a (shim not ready)"
+    return 0
+  fi
+  if [ -n "$HV_PREREQ_REASON" ]; then
+    HV_REASON="n/a ($HV_PREREQ_REASON)"
+    warn "probe: hypervisor isolation not measured: $HV_PREREQ_REASON"
     return 0
   fi
   if out=$(CTR_TIMEOUT=120 ctr_run runhcs_hv --rm -- probe-hv echo bench-ok </dev/null 2>&1) &&
@@ -240,6 +246,7 @@ bench_probe_hypervisor() {
       HV_REASON="n/a (UVM failed: $(echo "$out" | head -n 1 | cut -c1-80))"
     fi
     log "probe: hypervisor isolation not usable: $out"
+    warn "probe: runhcs-v1 hypervisor isolation: $HV_REASON"
     remove_task probe-hv
   fi
 }
@@ -522,21 +529,329 @@ bench_density() {
   done
 }
 
-# ---- 6. hypervisor isolation -----------------------------------------------------------
+# ---- 6. hypervisor isolation: one QEMU utility VM per shim (TCG on hosts without KVM) ----
+# Raw files: hv-boot.txt (uvm-run boots: round, seconds), hv-boot/<round>.out,
+# hv-echo.txt (round, seconds), hv-memory.txt and hv-pod.txt (see hv_mem),
+# hv-shim-boot.txt (task, seconds: the shims' own "guest agent ready after" log lines),
+# qemu.pids (every QEMU this run started, for the exit check).
 
-bench_hypervisor() {
-  [ "$HV_OK" = 1 ] || return 0
-  local r t
-  for ((r = 0; r < 3; r++)); do
-    budget_ok || break
-    if t=$(run_echo runhcs_hv "hvecho$r"); then
-      echo "runhcs_hv $r $t" >>"$RAW/echo.txt"
+UVM_RUN_ROOT=/run/runhcs-uvm
+
+# is_our_qemu PID: a live QEMU of a shim's UVM or of uvm-run under $RAW (the
+# command line check guards against a reused pid).
+is_our_qemu() {
+  local cmdline
+  cmdline=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
+  [[ "$cmdline" == *qemu-system* ]] || return 1
+  [[ "$cmdline" == *"$UVM_RUN_ROOT/uvm-"* || "$cmdline" == *"$RAW/"* ]]
+}
+
+hv_vm_gone() {
+  ! is_our_qemu "$1"
+}
+
+# hv_note_vms FILE...: adds the QEMU pids logged in FILE ("qemu pid N", by the
+# shims into containerd's log, by uvm-run into its output) to qemu.pids.
+hv_note_vms() {
+  local f
+  for f in "$@"; do
+    [ -r "$f" ] || continue
+    sed -n 's/.*qemu pid \([0-9][0-9]*\).*/\1/p' "$f" >>"$RAW/qemu.pids" || true
+  done
+  return 0
+}
+
+# Exit handler, run after containerd's cleanup (which deletes every task and so
+# ends their VMs): kills and reports any QEMU of this run that is still there.
+hv_kill_leftover_vms() {
+  local pid left=""
+  [ -s "$RAW/qemu.pids" ] || return 0
+  for pid in $(sort -un "$RAW/qemu.pids"); do
+    wait_until 10 hv_vm_gone "$pid" && continue
+    kill -KILL "$pid" 2>/dev/null
+    left+=" $pid"
+  done
+  if [ -n "$left" ]; then
+    log "WARNING: QEMU of this run still running at exit, killed:$left"
+  else
+    log "bench: every QEMU of this run ($(sort -un "$RAW/qemu.pids" | wc -l)) is gone"
+  fi
+  return 0
+}
+
+# hv_reap_vms PID...: waits (30 s) for QEMUs whose owner has finished with them;
+# kills and reports any that stay.
+hv_reap_vms() {
+  local pid
+  for pid in "$@"; do
+    wait_until 30 hv_vm_gone "$pid" && continue
+    warn "hypervisor: QEMU $pid still running 30 s after its owner was done with it; killed it"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  return 0
+}
+
+# hv_vm_dirs SHIM_PID...: the UVM run directories (owner file = shim pid) of these shims.
+hv_vm_dirs() {
+  local d owner p
+  for d in "$UVM_RUN_ROOT"/uvm-*; do
+    owner=$(cat "$d/owner" 2>/dev/null) || continue
+    for p in "$@"; do
+      if [ "$owner" = "$p" ]; then
+        echo "$d"
+      fi
+    done
+  done
+  return 0
+}
+
+# hv_vm_pids SHIM_PID...: the QEMU processes of these shims' UVMs.
+hv_vm_pids() {
+  local d pid
+  for d in $(hv_vm_dirs "$@"); do
+    pid=$(cat "$d/vm.pid" 2>/dev/null) || continue
+    if is_our_qemu "$pid"; then
+      echo "$pid"
     fi
   done
-  record echo_s runhcs_hv "$(awk '$1 == "runhcs_hv" { print $3 }' "$RAW/echo.txt" | median)"
-  budget_ok && mem_one runhcs_hv hvmem 0
-  if [ -s "$RAW/memory.txt" ]; then
-    record mem_rss_kb runhcs_hv "$(awk '$1 == "runhcs_hv" { print $3 }' "$RAW/memory.txt" | median)"
-    record mem_pss_kb runhcs_hv "$(awk '$1 == "runhcs_hv" { print $4 }' "$RAW/memory.txt" | median)"
+  return 0
+}
+
+# hv_mem SHIM_PID...: host cost of these shims and their UVMs: the shim trees and
+# QEMU (own pid namespace) plus the UVM run directories (rootfs ext4 images, VM
+# log, sockets; memory when /run is a tmpfs, disk otherwise). Prints
+# "RSS_KB PSS_KB NPROCS QEMU_RSS_KB QEMU_PSS_KB OTHER_RSS_KB RUNDIR_KB RUNDIR_FS DETAIL".
+hv_mem() {
+  local vms m d kb rundir_kb=0 fs=none
+  vms=$(hv_vm_pids "$@")
+  # shellcheck disable=SC2086
+  m=$(tree_mem "$@" $vms)
+  for d in $(hv_vm_dirs "$@"); do
+    kb=$(du -sk "$d" 2>/dev/null | cut -f1) || true
+    rundir_kb=$((rundir_kb + ${kb:-0}))
+    fs=$(stat -f -c %T "$d" 2>/dev/null) || fs=unknown
+  done
+  echo "$m" | awk -v dk="$rundir_kb" -v fs="${fs// /_}" '{
+    q = 0; qp = 0; n = split($4, parts, ",")
+    for (i = 1; i <= n; i++) { split(parts[i], f, ":"); if (f[1] ~ /^qemu/) { q += f[2]; qp += f[3] } }
+    print $1, $2, $3, q, qp, $1 - q, dk, fs, $4 }'
+}
+
+# hv_mem_text "RSS PSS NPROCS QEMU QEMU_PSS OTHER RUNDIR FS ...": one log line.
+hv_mem_text() {
+  echo "$1" | awk '{ printf "RSS %.1f MiB (QEMU %.1f, shim %.1f), PSS %.1f MiB, run dir %.1f MiB on %s",
+    $1 / 1024, $4 / 1024, $6 / 1024, $2 / 1024, $7 / 1024, $8 }'
+}
+
+# hv_boot_one ROUND: one UVM boot -> guest agent ready with build/test/uvm-run
+# (the uvm/ layer the shim uses; 512 MiB, 1 vCPU; no container).
+hv_boot_one() {
+  local r=$1 dir=$RAW/hv-boot/$1 t rc=0
+  mkdir -p "$dir"
+  timeout --kill-after=5 120 "$UVM_RUN" boot "$HV_BOOT_DIR" /nonexistent /nonexistent "$dir" \
+    </dev/null >"$dir.out" 2>&1 || rc=$?
+  hv_note_vms "$dir.out"
+  # uvm-run ends its VM; one stopped by the timeout leaves it behind.
+  # shellcheck disable=SC2046
+  hv_reap_vms $(sed -n 's/.*qemu pid \([0-9][0-9]*\).*/\1/p' "$dir.out")
+  t=$(awk '$1 == "agent-ready" { print $2 }' "$dir.out")
+  if [ "$rc" != 0 ] || [ -z "$t" ]; then
+    warn "hv boot: uvm-run boot round $r failed (rc $rc): $(awk '/FAIL|rror/ { print; exit }' "$dir.out" | cut -c1-120)"
+    return 0
   fi
+  echo "$r $t" >>"$RAW/hv-boot.txt"
+  log "hv boot: round $r: guest agent ready after $t s"
+}
+
+hv_boots() {
+  local r
+  if [ -z "${UVM_RUN:-}" ]; then
+    warn "hv boot: not measured: $HV_BOOT_REASON"
+    return 0
+  fi
+  for ((r = 0; r < HV_BOOT_ROUNDS; r++)); do
+    budget_ok || { warn "hv boot: time budget reached after $r rounds"; break; }
+    hv_boot_one "$r"
+  done
+}
+
+hv_echo() {
+  local r t
+  for ((r = 0; r < HV_ECHO_ROUNDS; r++)); do
+    budget_ok || { warn "hv echo: time budget reached after $r rounds"; break; }
+    if t=$(CTR_TIMEOUT=120 run_echo runhcs_hv "hvecho$r"); then
+      echo "$r $t" >>"$RAW/hv-echo.txt"
+      log "hv echo: round $r: $t s"
+    else
+      warn "hv echo: round $r failed"
+    fi
+  done
+}
+
+# hv_mem_one ROUND: one sleeping container in its own UVM.
+hv_mem_one() {
+  local round=$1 id=hvmem$1 pid vms m
+  if ! CTR_TIMEOUT=120 start_sleeper runhcs_hv "$id" 2>>"$RAW/errors.txt"; then
+    warn "hv memory: container $id did not start"
+    remove_task "$id"
+    return 0
+  fi
+  # The guest loads its late modules in the background after the agent is up.
+  sleep "$HV_SETTLE_S"
+  pid=$(shim_pids_matching "$id")
+  # shellcheck disable=SC2086
+  vms=$(hv_vm_pids $pid)
+  if [ -z "$pid" ] || [ -z "$vms" ]; then
+    warn "hv memory: no shim ($pid) or no QEMU ($vms) found for $id"
+  else
+    # shellcheck disable=SC2086
+    m=$(hv_mem $pid)
+    echo "$round $m" >>"$RAW/hv-memory.txt"
+    log "hv memory: round $round: $(hv_mem_text "$m")"
+    if [ "$round" = 0 ]; then
+      # shellcheck disable=SC2086
+      smaps_breakdown $pid $vms >"$RAW/smaps-runhcs_hv.txt" || true
+    fi
+  fi
+  remove_task "$id"
+  # shellcheck disable=SC2086
+  hv_reap_vms $vms
+}
+
+# One pod: the sandbox (which boots the UVM), then HV_POD_N - 1 members joining
+# it, HV_POD_PARALLEL `ctr run -d` at a time; time until all have returned, and
+# the host cost of the pod once they run.
+hv_pod() {
+  local pod=hvpod i t0 t_sandbox t1 running shim vms n_shims n_vms m ids=() pids=()
+  local sandbox_args=(--annotation io.kubernetes.cri.container-type=sandbox
+    --annotation "io.kubernetes.cri.sandbox-id=$pod")
+  local member_args=(--annotation io.kubernetes.cri.container-type=container
+    --annotation "io.kubernetes.cri.sandbox-id=$pod")
+  for ((i = 1; i < HV_POD_N; i++)); do
+    ids+=("$pod-$i")
+  done
+  t0=$(now_s)
+  if ! CTR_TIMEOUT=120 ctr_run runhcs_hv -d "${sandbox_args[@]}" -- "$pod" sleep 1000000 \
+    </dev/null >/dev/null 2>>"$RAW/errors.txt"; then
+    warn "hv pod: the sandbox did not start"
+    remove_task "$pod"
+    return 0
+  fi
+  t_sandbox=$(now_s)
+  for i in "${ids[@]}"; do
+    CTR_TIMEOUT=180 ctr_run runhcs_hv -d "${member_args[@]}" -- "$i" sleep 1000000 \
+      </dev/null >/dev/null 2>>"$RAW/errors.txt" &
+    pids+=($!)
+    if ((${#pids[@]} >= HV_POD_PARALLEL)); then
+      wait_pids "${pids[@]}"
+      pids=()
+    fi
+  done
+  wait_pids "${pids[@]}"
+  t1=$(now_s)
+  running=$( (c task ls 2>/dev/null || true) |
+    awk -v p="$pod" '($1 == p || index($1, p "-") == 1) && $3 == "RUNNING"' | wc -l)
+  sleep "$HV_SETTLE_S"
+  shim=$(shim_pids_matching "$pod*")
+  # shellcheck disable=SC2086
+  vms=$(hv_vm_pids $shim)
+  # shellcheck disable=SC2086
+  m=$(hv_mem $shim)
+  # shellcheck disable=SC2086
+  n_shims=$(count_words $shim)
+  # shellcheck disable=SC2086
+  n_vms=$(count_words $vms)
+  echo "$(elapsed "$t0" "$t1") $(elapsed "$t0" "$t_sandbox") $running $n_shims $n_vms $m" >>"$RAW/hv-pod.txt"
+  log "hv pod: $running of $HV_POD_N running after $(elapsed "$t0" "$t1") s (sandbox $(elapsed "$t0" "$t_sandbox") s); $(hv_mem_text "$m")"
+  [ "$running" = "$HV_POD_N" ] || warn "hv pod: only $running of $HV_POD_N containers running"
+  if [ "$n_shims" != 1 ] || [ "$n_vms" != 1 ]; then
+    warn "hv pod: expected one shim and one QEMU, found shims [$shim], QEMUs [$vms]"
+  fi
+  # CRI's order: the members first, the sandbox (its Delete ends the UVM) last.
+  remove_tasks "${ids[@]}"
+  remove_task "$pod"
+  # shellcheck disable=SC2086
+  hv_reap_vms $vms
+}
+
+# The shims' own boot timing ("uvm <task>@vm: guest agent ready after S s", info
+# level): the boot inside `ctr run`, with the shim's default VM size.
+hv_shim_boot_times() {
+  [ -r "${CONTAINERD_LOG:-}" ] || return 0
+  sed -n 's/.*uvm \([^ ]*\)@vm: guest agent ready after \([0-9.]*\) s.*/\1 \2/p' \
+    "$CONTAINERD_LOG" >"$RAW/hv-shim-boot.txt" || true
+  hv_note_vms "$CONTAINERD_LOG"
+}
+
+count_words() {
+  echo $#
+}
+
+# hv_col FILE COL [AWK_CONDITION]: median of one column.
+hv_col() {
+  [ -s "$1" ] || { echo nan; return 0; }
+  awk -v c="$2" "${3:-1} { print \$c }" "$1" | median
+}
+
+hv_summarize() {
+  local f=$RAW/hv-memory.txt p=$RAW/hv-pod.txt fs
+  record hv_boot_s runhcs_hv "$(hv_col "$RAW/hv-boot.txt" 2)"
+  record hv_boot_n runhcs_hv "$(awk 'END { print NR }' "$RAW/hv-boot.txt" 2>/dev/null || echo 0)"
+  # The probe's boot is the first of the run (cold page cache): not counted.
+  # shellcheck disable=SC2016
+  record hv_shim_boot_s runhcs_hv "$(hv_col "$RAW/hv-shim-boot.txt" 2 '$1 != "probe-hv"')"
+  record hv_shim_boot_n runhcs_hv "$(awk '$1 != "probe-hv"' "$RAW/hv-shim-boot.txt" 2>/dev/null | wc -l)"
+  record hv_echo_s runhcs_hv "$(hv_col "$RAW/hv-echo.txt" 2)"
+  record hv_echo_n runhcs_hv "$(awk 'END { print NR }' "$RAW/hv-echo.txt" 2>/dev/null || echo 0)"
+  if [ -s "$f" ]; then
+    # Fields after the round: RSS PSS NPROCS QEMU QEMU_PSS OTHER RUNDIR FS.
+    fs=$(awk '{ v = $9 } END { print v }' "$f")
+    record hv_mem_fs runhcs_hv "$fs"
+    record hv_mem_rss_kb runhcs_hv "$(hv_col "$f" 2)"
+    record hv_mem_pss_kb runhcs_hv "$(hv_col "$f" 3)"
+    record hv_mem_qemu_kb runhcs_hv "$(hv_col "$f" 5)"
+    record hv_mem_shim_kb runhcs_hv "$(hv_col "$f" 7)"
+    record hv_mem_rundir_kb runhcs_hv "$(hv_col "$f" 8)"
+    record hv_mem_n runhcs_hv "$(awk 'END { print NR }' "$f")"
+  fi
+  if [ -s "$p" ]; then
+    # total_s sandbox_s running shims qemus, then hv_mem's fields.
+    record hv_pod_s runhcs_hv "$(awk '{ v = $1 } END { print v }' "$p")"
+    record hv_pod_sandbox_s runhcs_hv "$(awk '{ v = $2 } END { print v }' "$p")"
+    record hv_pod_running runhcs_hv "$(awk '{ v = $3 } END { print v }' "$p")"
+    record hv_pod_rss_kb runhcs_hv "$(awk '{ v = $6 } END { print v }' "$p")"
+    record hv_pod_pss_kb runhcs_hv "$(awk '{ v = $7 } END { print v }' "$p")"
+    record hv_pod_qemu_kb runhcs_hv "$(awk '{ v = $9 } END { print v }' "$p")"
+    record hv_pod_shim_kb runhcs_hv "$(awk '{ v = $11 } END { print v }' "$p")"
+    record hv_pod_rundir_kb runhcs_hv "$(awk '{ v = $12 } END { print v }' "$p")"
+    record hv_pod_fs runhcs_hv "$(awk '{ v = $13 } END { print v }' "$p")"
+  fi
+  HV_ACCEL=$(cat "$RAW"/hv-boot/*.out "$RAW/hv-qemu-started.txt" 2>/dev/null |
+    sed -n 's/.*qemu pid [0-9]* ([a-z0-9]*, \([a-z]*\)).*/\1/p' | sort -u | tr 'a-z' 'A-Z' | paste -sd, || true)
+}
+
+bench_hypervisor() {
+  local r
+  hv_boots
+  if [ "$HV_OK" = 1 ]; then
+    hv_echo
+    for ((r = 0; r < HV_MEM_ROUNDS; r++)); do
+      budget_ok || { warn "hv memory: time budget reached after $r rounds"; break; }
+      hv_mem_one "$r"
+    done
+    if budget_ok; then
+      hv_pod
+    else
+      warn "hv pod: time budget reached"
+    fi
+    hv_shim_boot_times
+    grep -h 'qemu pid' "$CONTAINERD_LOG" >"$RAW/hv-qemu-started.txt" 2>/dev/null || true
+  fi
+  hv_summarize
+}
+
+# Exit handler, run before containerd's cleanup removes its log: every QEMU the
+# shims started.
+hv_note_shim_vms() {
+  hv_note_vms "${CONTAINERD_LOG:-}"
 }

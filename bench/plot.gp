@@ -3,7 +3,7 @@
 # datafile: "label"<TAB>ratio<TAB>target (target empty when there is none).
 set terminal pngcairo size 1200,600 font "DejaVu Sans,10"
 set output outfile
-set title "containerd-shim-runhcs-v1 / containerd-shim-runc-v2 (ratio, log scale)\n{/*0.8 ".subtitle.": below 1 = ours lower (better, except relay MiB/s: above 1 = better)}"
+set title "containerd-shim-runhcs-v1 / containerd-shim-runc-v2 (ratio, log scale)\n{/*0.8 ".subtitle.": below 1 = ours lower (better, except relay MiB/s: above 1 = better); UVM bars: value / absolute target}"
 set datafile separator "\t"
 set style fill solid 0.7 border -1
 set boxwidth 0.6

@@ -7,6 +7,11 @@
 # shim's process tree, the container's own processes excluded), `ctr run --rm
 # ... echo` wall time, ttrpc State round trip p50/p99 (bench/ttrpc-state-bench),
 # 1 GiB stdout relay to ctr, 50 containers started at once (time, memory).
+# Hypervisor isolation (a QEMU utility VM per shim; a second table): UVM boot ->
+# guest agent ready (build/test/uvm-run boot, and the shims' own log lines), `ctr
+# run --rm ... echo` in a UVM, memory with one sleeping container in a UVM (shim +
+# QEMU + the UVM's run dir when /run is a tmpfs), a pod of 20 containers in one UVM
+# (time to start them all, memory).
 #
 # Output (build/bench/): results.md (table), results.png (gnuplot), raw/ (every
 # sample), profile.md (perf/smaps findings for missed targets). The README
@@ -14,9 +19,14 @@
 #
 # Knobs: BENCH_RUN_ROUNDS (11), BENCH_STATE_CALLS (2000), BENCH_RELAY_ROUNDS (9),
 # BENCH_RELAY_MIB (1024), BENCH_MEM_ROUNDS (5), BENCH_DENSITY_N (50),
-# BENCH_DENSITY_ROUNDS (3), BENCH_BUDGET_S (840: measurements still pending after
-# that are reported as skipped), BENCH_HARD_LIMIT_S (1000: then the run is
-# stopped and cleaned up without a report), BENCH_PROFILE (1 = perf profile of our shim),
+# BENCH_DENSITY_ROUNDS (3), BENCH_HV_BOOT_ROUNDS (3), BENCH_HV_ECHO_ROUNDS (3),
+# BENCH_HV_MEM_ROUNDS (3), BENCH_HV_POD_N (20 containers in the pod, sandbox
+# included), BENCH_HV_POD_PARALLEL (4 members started at a time), BENCH_HV_SETTLE_S
+# (5: wait before sampling a UVM's memory), BENCH_BOOT_DIR (boot files, default
+# <shim dir>/../LinuxBootFiles, then build/LinuxBootFiles), BENCH_BUDGET_S (720:
+# measurements still pending after that are reported as skipped), BENCH_HARD_LIMIT_S
+# (840: then the run is stopped and cleaned up without a report; with the build
+# this keeps `make bench` under 15 min), BENCH_PROFILE (1 = perf profile of our shim),
 # BENCH_README (1 = update README.md), BENCH_OUT (build/bench), BENCH_SHIM_DIR (where
 # containerd-shim-runhcs-v1 and gcs are, build/bin).
 set -euo pipefail
@@ -36,8 +46,14 @@ RELAY_MIB=${BENCH_RELAY_MIB:-1024}
 MEM_ROUNDS=${BENCH_MEM_ROUNDS:-5}
 DENSITY_N=${BENCH_DENSITY_N:-50}
 DENSITY_ROUNDS=${BENCH_DENSITY_ROUNDS:-3}
-BUDGET_S=${BENCH_BUDGET_S:-840}
-HARD_LIMIT_S=${BENCH_HARD_LIMIT_S:-1000}
+HV_BOOT_ROUNDS=${BENCH_HV_BOOT_ROUNDS:-3}
+HV_ECHO_ROUNDS=${BENCH_HV_ECHO_ROUNDS:-3}
+HV_MEM_ROUNDS=${BENCH_HV_MEM_ROUNDS:-3}
+HV_POD_N=${BENCH_HV_POD_N:-20}
+HV_POD_PARALLEL=${BENCH_HV_POD_PARALLEL:-4}
+HV_SETTLE_S=${BENCH_HV_SETTLE_S:-5}
+BUDGET_S=${BENCH_BUDGET_S:-720}
+HARD_LIMIT_S=${BENCH_HARD_LIMIT_S:-840}
 PROFILE=${BENCH_PROFILE:-1}
 NS=bench
 IMAGE=localhost/busybox:test
@@ -73,6 +89,37 @@ export CONTAINERD_EXTRA_PATH=$RAW/bin
 export CONTAINERD_LOG_LEVEL=info
 export CONTAINERD_FAIL_LOG_DIR=$OUT
 
+# Hypervisor isolation: a private copy of the boot files too (the initrd carries
+# gcs), found by the shim through the hcsshim annotation; uvm-run for the bare
+# boot time.
+HV_BOOT_DIR=$RAW/LinuxBootFiles
+HV_PREREQ_REASON=""
+HV_BOOT_REASON=""
+UVM_RUN=""
+BOOT_SRC=${BENCH_BOOT_DIR:-$BIN_DIR/../LinuxBootFiles}
+[ -r "$BOOT_SRC/kernel" ] || BOOT_SRC=$REPO_ROOT/build/LinuxBootFiles
+if ! command -v qemu-system-x86_64 >/dev/null; then
+  HV_PREREQ_REASON="qemu-system-x86_64 not installed (make deps)"
+elif ! command -v mkfs.ext4 >/dev/null; then
+  HV_PREREQ_REASON="mkfs.ext4 not installed"
+elif [ ! -r "$BOOT_SRC/kernel" ] || [ ! -r "$BOOT_SRC/initrd.img" ]; then
+  HV_PREREQ_REASON="no boot files in $BOOT_SRC (make uvm)"
+else
+  mkdir -p "$HV_BOOT_DIR"
+  cp "$BOOT_SRC/kernel" "$BOOT_SRC/initrd.img" "$HV_BOOT_DIR/"
+  [ ! -r "$BOOT_SRC/kernel.version" ] || cp "$BOOT_SRC/kernel.version" "$HV_BOOT_DIR/"
+  (cd "$HV_BOOT_DIR" && sha256sum kernel initrd.img >>"$RAW/binaries.sha256")
+fi
+if [ -n "$HV_PREREQ_REASON" ]; then
+  HV_BOOT_REASON=$HV_PREREQ_REASON
+elif timeout 300 make -C "$REPO_ROOT" --no-print-directory SANITIZE= BUILD=build build/test/uvm-run \
+  >"$RAW/make-uvm-run.log" 2>&1 && [ -x "$REPO_ROOT/build/test/uvm-run" ]; then
+  cp "$REPO_ROOT/build/test/uvm-run" "$RAW/bin/"
+  UVM_RUN=$RAW/bin/uvm-run
+else
+  HV_BOOT_REASON="cannot build build/test/uvm-run (raw/make-uvm-run.log)"
+fi
+
 : >"$RAW/results.tsv"
 T0=$SECONDS
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -87,21 +134,27 @@ log "bench: output in $OUT (load average $LOAD_START)"
 ) </dev/null &
 BENCH_HELPER_PIDS+=($!)
 on_exit bench_kill_helpers
+# Exit handlers run last-registered first: this one runs after containerd's
+# cleanup; the one registered after containerd_start runs before it.
+on_exit hv_kill_leftover_vms
 
 containerd_start
+on_exit hv_note_shim_vms
 busybox_image_import "$NS" || fail "busybox image import failed"
 
 # A = ours, B = runc-v2; rounds alternate the order (ABAB, BABA, ...).
 RT_NAMES=(runhcs runc)
 RT_ARGS_runhcs=(--runtime io.containerd.runhcs.v1 --annotation io.runhcs.isolation=process)
 RT_ARGS_runc=(--runtime io.containerd.runc.v2)
-RT_ARGS_runhcs_hv=(--runtime io.containerd.runhcs.v1 --annotation io.runhcs.isolation=hypervisor)
+RT_ARGS_runhcs_hv=(--runtime io.containerd.runhcs.v1 --annotation io.runhcs.isolation=hypervisor
+  --annotation "io.microsoft.virtualmachine.bootfilesrootpath=$HV_BOOT_DIR")
 
 OURS_OK=0
 OURS_REASON=""
 bench_probe_ours
 HV_OK=0
-HV_REASON="n/a (UVM not landed)"
+HV_REASON="n/a (UVM not probed)"
+HV_ACCEL=""
 bench_probe_hypervisor
 
 bench_memory
