@@ -192,22 +192,25 @@ static void create_failed(struct create_ctx *x, const char *fmt, const char *msg
     create_ctx_free(x);
 }
 
-static int take_init_stdio(struct create_ctx *x, struct process *init, shim_error_t **err)
+/* Hands the agent's ends of a started process's stdio (pipes, or the pty
+ * master crun sent over the console socket) to the process record. */
+static int take_process_stdio(struct stdio_fds *fds, struct console_socket *cs, bool terminal,
+                              struct process *p, shim_error_t **err)
 {
-    stdio_fds_close_child(&x->fds);
-    if (!x->c->terminal) {
+    stdio_fds_close_child(fds);
+    if (!terminal) {
         for (int i = 0; i < 3; i++) {
-            init->fd[i] = x->fds.agent[i];
-            x->fds.agent[i] = -1;
+            p->fd[i] = fds->agent[i];
+            fds->agent[i] = -1;
         }
         return 0;
     }
     int master = -1;
-    if (console_socket_receive(&x->cs, &master, err) < 0)
+    if (console_socket_receive(cs, &master, err) < 0)
         return -1;
-    init->pty_fd = master;
-    init->fd[0] = fcntl(master, F_DUPFD_CLOEXEC, 3);
-    init->fd[1] = fcntl(master, F_DUPFD_CLOEXEC, 3);
+    p->pty_fd = master;
+    p->fd[0] = fcntl(master, F_DUPFD_CLOEXEC, 3);
+    p->fd[1] = fcntl(master, F_DUPFD_CLOEXEC, 3);
     return 0;
 }
 
@@ -255,7 +258,7 @@ static void on_created(void *data, const struct gcs_runtime_result *res)
         return;
     }
     shim_error_t *err = NULL;
-    if (take_init_stdio(x, c->init, &err) < 0) {
+    if (take_process_stdio(&x->fds, &x->cs, x->c->terminal, c->init, &err) < 0) {
         kill(pid, SIGKILL);
         create_failed(x, "container console: %s", err->msg);
         error_free(err);
@@ -517,26 +520,6 @@ static void exec_ctx_free(struct exec_ctx *x)
     free(x);
 }
 
-static int take_exec_stdio(struct exec_ctx *x, shim_error_t **err)
-{
-    stdio_fds_close_child(&x->fds);
-    struct process *p = x->p;
-    if (!p->terminal) {
-        for (int i = 0; i < 3; i++) {
-            p->fd[i] = x->fds.agent[i];
-            x->fds.agent[i] = -1;
-        }
-        return 0;
-    }
-    int master = -1;
-    if (console_socket_receive(&x->cs, &master, err) < 0)
-        return -1;
-    p->pty_fd = master;
-    p->fd[0] = fcntl(master, F_DUPFD_CLOEXEC, 3);
-    p->fd[1] = fcntl(master, F_DUPFD_CLOEXEC, 3);
-    return 0;
-}
-
 static void on_exec_done(void *data, const struct gcs_runtime_result *res)
 {
     struct exec_ctx *x = data;
@@ -546,7 +529,7 @@ static void on_exec_done(void *data, const struct gcs_runtime_result *res)
         request_reply_error(x->req, GCS_HR_E_FAIL, "runtime exec failed: %s", res->error);
     } else if (read_pid_file(x->pid_file, &pid) < 0) {
         request_reply_error(x->req, GCS_HR_E_FAIL, "runtime exec: no pid file written");
-    } else if (take_exec_stdio(x, &err) < 0) {
+    } else if (take_process_stdio(&x->fds, &x->cs, x->p->terminal, x->p, &err) < 0) {
         kill(pid, SIGKILL);
         request_reply_error(x->req, GCS_HR_E_FAIL, "exec console: %s", err->msg);
         error_free(err);
