@@ -481,76 +481,79 @@ static void test_drain_after_last_byte(void **state)
     assert_true(run_until(&f->loop, &closed, 5000));
 }
 
+/* A relay from a process pipe to a FIFO whose client reader is open but reads
+ * only when the test says so. */
+struct fifo_relay {
+    int reader;      /* the client's end of the FIFO */
+    int process_out; /* the process's stdout (write end) */
+    shim_relay_t *relay;
+    bool drained;
+};
+
+static void fifo_relay_start(struct fixture *f, const char *name, struct fifo_relay *fr)
+{
+    char fifo[128];
+    make_fifo(f, name, fifo, sizeof(fifo));
+    fr->reader = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    assert_true(fr->reader >= 0);
+    struct shim_stdio_config cfg = {.stdout_path = fifo};
+    shim_upstream_io_t *io = NULL;
+    assert_int_equal(shim_upstream_io_open(&f->loop, &cfg, &io, NULL), 0);
+    int out[2];
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    fr->process_out = out[1];
+    struct shim_relay_streams streams = {.stdout_stream = pipe_stream(&f->loop, out[0])};
+    fr->drained = false;
+    assert_int_equal(shim_relay_start(io, &streams, drained_cb, &fr->drained, &fr->relay, NULL), 0);
+}
+
+static void fifo_relay_close(struct fixture *f, struct fifo_relay *fr)
+{
+    bool closed = false;
+    shim_relay_close(fr->relay, set_flag, &closed);
+    assert_true(run_until(&f->loop, &closed, 5000));
+    close(fr->reader);
+}
+
 /* Drained waits until the FIFO reader took the bytes (containerd 1.6's client
  * closes its readers right after Wait), but not forever for a reader that
  * stopped reading. */
 static void test_drain_waits_for_fifo_reader(void **state)
 {
     struct fixture *f = *state;
-    char fifo[128];
-    make_fifo(f, "slow-stdout", fifo, sizeof(fifo));
-    int reader = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    assert_true(reader >= 0);
-    struct shim_stdio_config cfg = {.stdout_path = fifo};
-    shim_upstream_io_t *io = NULL;
-    assert_int_equal(shim_upstream_io_open(&f->loop, &cfg, &io, NULL), 0);
-
-    int out[2];
-    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-    struct shim_relay_streams streams = {.stdout_stream = pipe_stream(&f->loop, out[0])};
-    bool drained = false;
-    shim_relay_t *relay = NULL;
-    assert_int_equal(shim_relay_start(io, &streams, drained_cb, &drained, &relay, NULL), 0);
+    struct fifo_relay fr;
+    fifo_relay_start(f, "slow-stdout", &fr);
     char chunk[20000];
     memset(chunk, 'z', sizeof(chunk));
-    write_all_fd(out[1], chunk, sizeof(chunk));
-    close(out[1]);
+    write_all_fd(fr.process_out, chunk, sizeof(chunk));
+    close(fr.process_out);
 
     run_for(&f->loop, 400);
-    assert_false(drained); /* every byte is in the FIFO, none read yet */
+    assert_false(fr.drained); /* every byte is in the FIFO, none read yet */
     size_t got = 0;
     while (got < sizeof(chunk)) {
-        ssize_t n = read(reader, chunk, sizeof(chunk));
+        ssize_t n = read(fr.reader, chunk, sizeof(chunk));
         if (n > 0)
             got += (size_t)n;
         run_for(&f->loop, 5);
     }
-    assert_true(run_until(&f->loop, &drained, 5000));
-
-    bool closed = false;
-    shim_relay_close(relay, set_flag, &closed);
-    assert_true(run_until(&f->loop, &closed, 5000));
-    close(reader);
+    assert_true(run_until(&f->loop, &fr.drained, 5000));
+    fifo_relay_close(f, &fr);
 }
 
 static void test_drain_gives_up_on_a_stalled_reader(void **state)
 {
     struct fixture *f = *state;
-    char fifo[128];
-    make_fifo(f, "stalled-stdout", fifo, sizeof(fifo));
-    int reader = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    assert_true(reader >= 0);
-    struct shim_stdio_config cfg = {.stdout_path = fifo};
-    shim_upstream_io_t *io = NULL;
-    assert_int_equal(shim_upstream_io_open(&f->loop, &cfg, &io, NULL), 0);
-    int out[2];
-    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-    struct shim_relay_streams streams = {.stdout_stream = pipe_stream(&f->loop, out[0])};
-    bool drained = false;
-    shim_relay_t *relay = NULL;
-    assert_int_equal(shim_relay_start(io, &streams, drained_cb, &drained, &relay, NULL), 0);
-    write_all_fd(out[1], "never read\n", 11);
-    close(out[1]);
+    struct fifo_relay fr;
+    fifo_relay_start(f, "stalled-stdout", &fr);
+    write_all_fd(fr.process_out, "never read\n", 11);
+    close(fr.process_out);
     uint64_t start = now_ms();
-    assert_true(run_until(&f->loop, &drained, 10000));
+    assert_true(run_until(&f->loop, &fr.drained, 10000));
     assert_true(now_ms() - start >= 900); /* waited for the reader ... */
     char buf[32];
-    assert_int_equal(read(reader, buf, sizeof(buf)), 11); /* ... and kept the bytes */
-
-    bool closed = false;
-    shim_relay_close(relay, set_flag, &closed);
-    assert_true(run_until(&f->loop, &closed, 5000));
-    close(reader);
+    assert_int_equal(read(fr.reader, buf, sizeof(buf)), 11); /* ... and kept the bytes */
+    fifo_relay_close(f, &fr);
 }
 
 static char *slurp(const char *path, size_t *len)
