@@ -556,9 +556,9 @@ static void handle_state(ttrpc_call_t *call)
         resp.bundle = t->bundle;
         resp.pid = p->pid;
         resp.status = (Containerd__V1__Types__Status)shim_process_status(p);
-        resp.stdin = p->stdin_path;
-        resp.stdout = p->stdout_path;
-        resp.stderr = p->stderr_path;
+        resp.stdin_path = p->stdin_path;
+        resp.stdout_path = p->stdout_path;
+        resp.stderr_path = p->stderr_path;
         resp.terminal = p->terminal;
         resp.exit_status = p->exit_status;
         resp.exited_at = &ts;

@@ -136,9 +136,9 @@ static void publish_create(struct shim_service *s,
                            const Containerd__Task__V2__CreateTaskRequest *req)
 {
     Containerd__Events__TaskIO io = CONTAINERD__EVENTS__TASK_IO__INIT;
-    io.stdin = req->stdin;
-    io.stdout = req->stdout;
-    io.stderr = req->stderr;
+    io.stdin_path = req->stdin_path;
+    io.stdout_path = req->stdout_path;
+    io.stderr_path = req->stderr_path;
     io.terminal = req->terminal;
     Containerd__Events__TaskCreate ev = CONTAINERD__EVENTS__TASK_CREATE__INIT;
     ev.container_id = req->id;
@@ -276,9 +276,9 @@ static int create_task(struct create_ctx *x, shim_error_t **err)
     t->bundle = strdup(req->bundle);
     t->init.exec_id = strdup("");
     t->init.terminal = req->terminal;
-    t->init.stdin_path = strdup(req->stdin);
-    t->init.stdout_path = strdup(req->stdout);
-    t->init.stderr_path = strdup(req->terminal ? "" : req->stderr);
+    t->init.stdin_path = strdup(req->stdin_path);
+    t->init.stdout_path = strdup(req->stdout_path);
+    t->init.stderr_path = strdup(req->terminal ? "" : req->stderr_path);
     if (!t->id || !t->bundle || !t->init.exec_id || !t->init.stdin_path || !t->init.stdout_path ||
         !t->init.stderr_path || asprintf(&t->rootfs_dir, "%s/rootfs", req->bundle) < 0)
         return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -311,9 +311,9 @@ static int create_task(struct create_ctx *x, shim_error_t **err)
         t->rootfs_mounted = true;
     }
     struct shim_stdio_config cfg = {
-        .stdin_path = req->stdin,
-        .stdout_path = req->stdout,
-        .stderr_path = req->terminal ? "" : req->stderr,
+        .stdin_path = req->stdin_path,
+        .stdout_path = req->stdout_path,
+        .stderr_path = req->terminal ? "" : req->stderr_path,
         .terminal = req->terminal,
         .container_id = req->id,
         .namespace_name = x->s->daemon->args->namespace_name,

@@ -394,9 +394,9 @@ static int add_exec(struct shim_service *s, struct shim_task *t,
     p->oci_process = proc;
     p->terminal = req->terminal;
     p->exec_id = strdup(req->exec_id);
-    p->stdin_path = strdup(req->stdin);
-    p->stdout_path = strdup(req->stdout);
-    p->stderr_path = strdup(req->terminal ? "" : req->stderr);
+    p->stdin_path = strdup(req->stdin_path);
+    p->stdout_path = strdup(req->stdout_path);
+    p->stderr_path = strdup(req->terminal ? "" : req->stderr_path);
     if (!p->exec_id || !p->stdin_path || !p->stdout_path || !p->stderr_path) {
         shim_process_free_fields(p);
         free(p);
@@ -507,8 +507,8 @@ void service_handle_close_io(ttrpc_call_t *call)
         fail_and_free(call, err);
     } else {
         log_fields(LOG_LEVEL_DEBUG, "close io", "id", t->id, "exec_id", p->exec_id, "stdin",
-                   req->stdin ? "true" : "false", "relay", p->relay ? "true" : "false", NULL);
-        if (req->stdin) {
+                   req->close_stdin ? "true" : "false", "relay", p->relay ? "true" : "false", NULL);
+        if (req->close_stdin) {
             p->stdin_closed = true;
             if (p->relay)
                 shim_relay_close_stdin(p->relay);
