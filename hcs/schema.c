@@ -1,5 +1,7 @@
 #include "hcs/schema.h"
 
+#include "common/compiler.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +72,7 @@ json_t *hcs_schema_version(void)
     return json_pack("{s:i,s:i}", "Major", HCS_SCHEMA_MAJOR, "Minor", HCS_SCHEMA_MINOR);
 }
 
-static char *format_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format_path(const char *fmt, ...) SHIM_PRINTF(1, 2);
 
 static char *format_path(const char *fmt, ...)
 {
