@@ -1,7 +1,9 @@
-/* Host guest connection against a fake guest over a socketpair, on one loop:
- * ID allocation, out-of-order responses, unknown IDs, notifications, bridge
- * death, per-RPC timeouts, tolerant/strict JSON, garbage frames, exec stdio
- * through the unix-dir transport. */
+/* Host guest connection against a fake guest over a stream pair
+ * (test/support/stream_pair.h), on one loop: ID allocation, out-of-order
+ * responses, unknown IDs, notifications, bridge death, per-RPC timeouts,
+ * tolerant/strict JSON, garbage frames, exec stdio through the unix-dir
+ * transport (on Windows, where gcs/unix/ is not built, through the mux engine
+ * instead: see "stdio transport" below). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#ifndef _WIN32
 #include <unistd.h>
+#endif
 
 #include <cmocka.h>
 
@@ -19,7 +22,10 @@
 #include "gcs/bridge_json.h"
 #include "gcs/bridge_msg.h"
 #include "gcs/guest_connection.h"
+#include "gcs/mux.h"
 #include "gcs/transport.h"
+#include "gcs/transport_impl.h"
+#include "test/support/stream_pair.h"
 
 #define MAX_REQUESTS 32
 
@@ -46,8 +52,9 @@ struct env {
     uv_loop_t loop;
     struct fake_guest guest;
     struct gcs_guest_connection *conn;
-    struct gcs_transport *stdio;
-    char dir[64];
+    struct gcs_transport *stdio;       /* the host's stdio ports */
+    struct gcs_transport *guest_stdio; /* the fake guest dials here */
+    char dir[64];                      /* unix-dir */
     int bridge_closed;
     char bridge_closed_msg[512];
     int notifications;
@@ -86,7 +93,7 @@ static void guest_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 static void guest_send_bytes(const void *data, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    /* small writes on a fresh socketpair complete synchronously */
+    /* small writes on a fresh stream pair complete synchronously */
     assert_int_equal(uv_try_write(E->guest.stream, &b, 1), (int)len);
 }
 
@@ -107,41 +114,33 @@ static void guest_kill(void)
 
 /* ---- loop helpers --------------------------------------------------------------- */
 
-static void on_deadline(uv_timer_t *t)
+struct count_goal {
+    const int *counter;
+    int want;
+};
+
+static bool count_reached(void *arg)
 {
-    *(bool *)t->data = true;
+    const struct count_goal *g = arg;
+    return *g->counter >= g->want;
 }
 
-/* Runs the loop until *cond is true; fails after ms. */
-static void run_until_flag(const bool *cond, const int *counter, int want, uint64_t ms)
+/* Runs the loop until *cond is true (or *counter >= want); fails after ms. */
+static void run_until_flag(const bool *cond, const int *counter, int want, unsigned ms)
 {
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(&E->loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, ms, 0);
-    while (!expired && !(cond ? *cond : *counter >= want))
-        uv_run(&E->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&E->loop, UV_RUN_NOWAIT);
-    if (expired)
+    struct count_goal goal = {counter, want};
+    bool ok = cond ? loop_run_until_flag(&E->loop, cond, ms)
+                   : loop_run_until(&E->loop, count_reached, &goal, ms);
+    if (!ok)
         fail_msg("timed out waiting for a condition");
 }
 
 #define RUN_UNTIL(flag) run_until_flag(&(flag), NULL, 0, 5000)
 #define RUN_UNTIL_COUNT(ctr, n) run_until_flag(NULL, &(ctr), (n), 5000)
 
-static void run_for(uint64_t ms)
+static void run_for(unsigned ms)
 {
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(&E->loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, ms, 0);
-    while (!expired)
-        uv_run(&E->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&E->loop, UV_RUN_NOWAIT);
+    loop_run_for(&E->loop, ms);
 }
 
 /* ---- callbacks -------------------------------------------------------------------- */
@@ -214,25 +213,153 @@ static void on_container_exit(void *opaque, const struct gcs_container_notificat
     snprintf(e->notified_type, sizeof(e->notified_type), "%s", n->type ? n->type : "");
 }
 
+/* ---- stdio transport ------------------------------------------------------------------- */
+
+#ifndef _WIN32
+/* A unix-dir: the host listens on <dir>/<port>, the guest dials the path. */
+static void stdio_open(void)
+{
+    snprintf(E->dir, sizeof(E->dir), "/tmp/gcs-unit-XXXXXX");
+    assert_non_null(mkdtemp(E->dir));
+    assert_int_equal(gcs_transport_unix_dir_new(&E->loop, E->dir, &E->stdio, NULL), 0);
+    assert_int_equal(gcs_transport_unix_dir_new(&E->loop, E->dir, &E->guest_stdio, NULL), 0);
+}
+
+/* The host listens on port: its socket file exists. */
+static bool stdio_listening(uint32_t port)
+{
+    char *path = gcs_transport_unix_dir_path(E->dir, port);
+    bool found = access(path, F_OK) == 0;
+    free(path);
+    return found;
+}
+
+static void stdio_close(void)
+{
+    gcs_transport_destroy(E->guest_stdio);
+    gcs_transport_destroy(E->stdio);
+    rmdir(E->dir);
+}
+#else
+/* gcs/unix/ (unix-dir, gcs_transport_mux_new) is not built for Windows: a
+ * minimal gcs_transport over the portable mux engine instead, a host mux and
+ * a guest mux joined by a stream pair. It remembers which ports listen, in
+ * place of the unix-dir's socket files. */
+#define MUX_MAX_PORTS 16
+
+struct mux_transport {
+    struct gcs_transport base;
+    struct gcs_mux *mux;
+    uint32_t listening[MUX_MAX_PORTS];
+    int n_listening;
+};
+
+struct mux_listener {
+    struct gcs_listener base;
+    struct mux_transport *t;
+};
+
+static void mux_accepted(void *opaque, uint32_t port, uv_stream_t *stream)
+{
+    struct mux_listener *l = opaque;
+    (void)port;
+    l->base.cb(&l->base, stream, 0, l->base.opaque); /* may close l */
+}
+
+static void mux_listener_close(struct gcs_listener *base)
+{
+    struct mux_listener *l = (struct mux_listener *)base;
+    struct mux_transport *t = l->t;
+    gcs_mux_unlisten(t->mux, base->port);
+    for (int i = 0; i < t->n_listening; i++)
+        if (t->listening[i] == base->port)
+            t->listening[i] = t->listening[--t->n_listening];
+    free(l);
+}
+
+static int mux_listen(struct gcs_transport *base, uint32_t port, gcs_accept_cb cb, void *opaque,
+                      struct gcs_listener **out, shim_error_t **err)
+{
+    struct mux_transport *t = (struct mux_transport *)base;
+    assert_true(t->n_listening < MUX_MAX_PORTS);
+    struct mux_listener *l = calloc(1, sizeof(*l));
+    assert_non_null(l);
+    l->base = (struct gcs_listener){
+        .close = mux_listener_close, .port = port, .cb = cb, .opaque = opaque};
+    l->t = t;
+    if (gcs_mux_listen(t->mux, port, mux_accepted, l, err) < 0) {
+        free(l);
+        return -1;
+    }
+    t->listening[t->n_listening++] = port;
+    *out = &l->base;
+    return 0;
+}
+
+static int mux_connect(struct gcs_transport *base, uint32_t port, gcs_connect_cb cb, void *opaque,
+                       shim_error_t **err)
+{
+    return gcs_mux_connect(((struct mux_transport *)base)->mux, port, cb, opaque, err);
+}
+
+static void mux_destroy(struct gcs_transport *base)
+{
+    struct mux_transport *t = (struct mux_transport *)base;
+    gcs_mux_close(t->mux);
+    free(t);
+}
+
+static const struct gcs_transport_ops mux_ops = {
+    .name = "test-mux", .listen = mux_listen, .connect = mux_connect, .destroy = mux_destroy};
+
+static struct gcs_transport *mux_transport_new(uv_stream_t *link, enum gcs_mux_role role)
+{
+    struct mux_transport *t = calloc(1, sizeof(*t));
+    assert_non_null(t);
+    t->base = (struct gcs_transport){.ops = &mux_ops, .loop = &E->loop};
+    struct gcs_mux_config cfg = {.role = role, .make_pair = stream_pair_new};
+    assert_int_equal(gcs_mux_new(&E->loop, link, &cfg, &t->mux, NULL), 0);
+    return &t->base;
+}
+
+static void stdio_open(void)
+{
+    uv_stream_t *host_link, *guest_link;
+    assert_int_equal(stream_pair_new(&E->loop, &host_link, &guest_link, NULL), 0);
+    E->stdio = mux_transport_new(host_link, GCS_MUX_ROLE_HOST);
+    E->guest_stdio = mux_transport_new(guest_link, GCS_MUX_ROLE_GUEST);
+}
+
+static bool stdio_listening(uint32_t port)
+{
+    struct mux_transport *t = (struct mux_transport *)E->stdio;
+    for (int i = 0; i < t->n_listening; i++)
+        if (t->listening[i] == port)
+            return true;
+    return false;
+}
+
+static void stdio_close(void)
+{
+    gcs_transport_destroy(E->guest_stdio);
+    gcs_transport_destroy(E->stdio);
+}
+#endif
+
 /* ---- setup ----------------------------------------------------------------------------- */
 
 static int setup_with(uint64_t rpc_timeout_ms)
 {
     E = calloc(1, sizeof(*E));
     uv_loop_init(&E->loop);
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     uv_stream_t *host_end, *guest_end;
-    assert_int_equal(gcs_stream_from_fd(&E->loop, sv[0], &host_end, NULL), 0);
-    assert_int_equal(gcs_stream_from_fd(&E->loop, sv[1], &guest_end, NULL), 0);
+    assert_int_equal(stream_pair_new(&E->loop, &host_end, &guest_end, NULL), 0);
     E->guest.stream = guest_end;
     guest_end->data = &E->guest;
     gcs_frame_decoder_init(&E->guest.dec, GCS_GUEST_MAX_MESSAGE_SIZE);
     uv_read_start(guest_end, guest_alloc, guest_read);
 
-    snprintf(E->dir, sizeof(E->dir), "/tmp/gcs-unit-XXXXXX");
-    assert_non_null(mkdtemp(E->dir));
-    assert_int_equal(gcs_transport_unix_dir_new(&E->loop, E->dir, &E->stdio, NULL), 0);
+    stdio_open();
 
     struct gcs_guest_connection_config cfg = {.rpc_timeout_ms = rpc_timeout_ms};
     struct gcs_guest_callbacks cbs = {.container_exit = on_container_exit,
@@ -256,14 +383,13 @@ static int teardown(void **state)
     (void)state;
     gcs_guest_connection_close(E->conn);
     gcs_stream_close(E->guest.stream);
-    for (int i = 0; i < 10; i++)
-        uv_run(&E->loop, UV_RUN_NOWAIT);
-    gcs_transport_destroy(E->stdio);
+    loop_drain(&E->loop, 10);
+    stdio_close();
+    loop_drain(&E->loop, 10);
     for (int i = 0; i < E->guest.n_req; i++)
         gcs_message_clear(&E->guest.req[i]);
     gcs_frame_decoder_free(&E->guest.dec);
     assert_int_equal(uv_loop_close(&E->loop), 0);
-    rmdir(E->dir);
     free(E);
     E = NULL;
     return 0;
@@ -510,9 +636,7 @@ static void test_guest_dies_mid_request(void **state)
     run_for(20);
     assert_false(late.done);
     /* the stdio listeners were removed */
-    char *path = gcs_transport_unix_dir_path(E->dir, GCS_FIRST_STDIO_PORT);
-    assert_int_equal(access(path, F_OK), -1);
-    free(path);
+    assert_false(stdio_listening(GCS_FIRST_STDIO_PORT));
 }
 
 static void garbage_case(const void *bytes, size_t len, const char *want)
@@ -599,7 +723,7 @@ static void test_close_cancels(void **state)
     E->conn = NULL;
 }
 
-/* exec with stdio through the unix-dir transport */
+/* exec with stdio through the stdio transport */
 
 struct guest_conn {
     uv_stream_t *stream;
@@ -681,8 +805,7 @@ static void test_exec_with_stdio(void **state)
     assert_true(got.create_stdin_pipe && got.create_stdout_pipe && !got.create_stderr_pipe);
     /* the guest dials stdin then stdout, then answers */
     struct guest_conn gin = {0}, gout = {0};
-    struct gcs_transport *gt;
-    assert_int_equal(gcs_transport_unix_dir_new(&E->loop, E->dir, &gt, NULL), 0);
+    struct gcs_transport *gt = E->guest_stdio;
     assert_int_equal(gcs_transport_connect(gt, req.ports.stdin_port, guest_connected, &gin, NULL),
                      0);
     assert_int_equal(gcs_transport_connect(gt, req.ports.stdout_port, guest_connected, &gout, NULL),
@@ -720,7 +843,7 @@ static void test_exec_with_stdio(void **state)
     assert_int_equal(gcs_output_start(r.io.stdout_stream, output_cb, &out, NULL), 0);
     b = uv_buf_init("pong\n", 5);
     assert_int_equal(uv_try_write(gout.stream, &b, 1), 5);
-    shutdown(((uv_pipe_t *)gout.stream)->io_watcher.fd, SHUT_WR);
+    assert_int_equal(stream_pair_shutdown(gout.stream, STREAM_SHUT_WRITE), 0);
     struct side_read sout = {0};
     gout.stream->data = &sout;
     uv_read_start(gout.stream, side_alloc, side_read_cb);
@@ -731,7 +854,6 @@ static void test_exec_with_stdio(void **state)
     assert_int_equal(sout.len, 0);
     gcs_stream_close(gin.stream);
     gcs_stream_close(gout.stream);
-    gcs_transport_destroy(gt);
     /* the next exec gets fresh ports (never reused); an error reply frees them */
     struct result r2 = {0};
     params = json_object();
@@ -742,16 +864,14 @@ static void test_exec_with_stdio(void **state)
     json_t *relay =
         gcs_json_get(gcs_json_get(E->guest.req[1].body, "Settings"), "VsockStdioRelaySettings");
     assert_int_equal(json_integer_value(gcs_json_get(relay, "StdErr")), 0x40000003);
-    char *path = gcs_transport_unix_dir_path(E->dir, 0x40000003);
-    assert_int_equal(access(path, F_OK), 0);
+    assert_true(stdio_listening(0x40000003));
     guest_send(0x20100501, 1,
                "{\"Result\":-2147467259,\"ErrorMessage\":\"failed creating stderr Connection\"}");
     RUN_UNTIL(r2.done);
     assert_int_equal(r2.hr, GCS_HR_E_FAIL);
     assert_non_null(strstr(r2.msg, "failed creating stderr"));
     run_for(10);
-    assert_int_equal(access(path, F_OK), -1);
-    free(path);
+    assert_false(stdio_listening(0x40000003));
 }
 
 static void test_exec_timeout_waiting_for_stdio(void **state)

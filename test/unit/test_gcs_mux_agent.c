@@ -36,32 +36,18 @@
 #include "gcs/guest_connection.h"
 #include "gcs/mux.h"
 #include "gcs/transport.h"
+#include "test/support/stream_pair.h"
 
 static uv_loop_t loop;
 
-static void on_deadline(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
 static bool run_until(const bool *flag, unsigned timeout_ms)
 {
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, timeout_ms, 0);
-    while (!*flag && !expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return *flag;
+    return loop_run_until_flag(&loop, flag, timeout_ms);
 }
 
 static void drain_loop(void)
 {
-    for (int i = 0; i < 20; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
+    loop_drain(&loop, 20);
 }
 
 /* ---- flags ------------------------------------------------------------------------------- */

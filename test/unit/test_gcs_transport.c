@@ -20,6 +20,7 @@
 #include "gcs/bridge_msg.h"
 #include "gcs/guest_connection.h"
 #include "gcs/transport.h"
+#include "test/support/stream_pair.h"
 
 struct side {
     uv_stream_t *stream;
@@ -32,30 +33,15 @@ struct side {
 
 static uv_loop_t loop;
 
-static void on_deadline(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
 static void run_until(const bool *flag)
 {
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, 5000, 0);
-    while (!*flag && !expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    if (!*flag)
+    if (!loop_run_until_flag(&loop, flag, 5000))
         fail_msg("timed out");
 }
 
 static void drain_loop(void)
 {
-    for (int i = 0; i < 10; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
+    loop_drain(&loop, 10);
 }
 
 static void on_accept(struct gcs_listener *l, uv_stream_t *s, int status, void *opaque)
@@ -175,7 +161,7 @@ static void test_fdpair_same_socket(void **state)
 {
     (void)state;
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(stream_pair_fds(sv), 0);
     struct gcs_transport *t;
     assert_int_equal(gcs_transport_fdpair_new(&loop, sv[0], sv[0], &t, NULL), 0);
     /* only the bridge port */

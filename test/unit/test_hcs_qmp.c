@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "hcs/qmp.h"
+#include "test/support/stream_pair.h"
 
 #define GREETING                                                                                   \
     "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}}, "            \
@@ -138,7 +139,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(stream_pair_fds(sv), 0);
     uv_loop_init(&f->loop);
     f->server = sv[1];
     struct qmp_callbacks cbs = {on_ready, on_event, on_closed};
