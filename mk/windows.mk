@@ -25,11 +25,12 @@ WIN_CPPFLAGS := -D_WIN32_WINNT=0x0A00 -DWINVER=0x0A00 -D__USE_MINGW_ANSI_STDIO=1
 	-D_GNU_SOURCE -include compat/win/compat.h -I. -I$(GEN) -I$(WIN_SYSROOT)/include
 WIN_CFLAGS := -std=c11 $(WARN) -g -O2 -MMD -MP
 WIN_LDFLAGS := -static -L$(WIN_SYSROOT)/lib
-# libuv's own Windows dependencies (its libuv-static.pc). No -lcomputecore:
+# libuv's own Windows dependencies (its libuv-static.pc), plus winpthreads
+# for clock_gettime (timestamps in the shim). No -lcomputecore:
 # hcs/win/hcs_api.c loads computecore.dll at run time, so the .exe (and every
 # test) starts on hosts without HCS and under wine.
 WIN_SYSLIBS := -luv_a -ljansson -lprotobuf-c -lpsapi -luser32 -ladvapi32 -liphlpapi \
-	-luserenv -lws2_32 -ldbghelp -lole32 -lshell32 -luuid
+	-luserenv -lws2_32 -ldbghelp -lole32 -lshell32 -luuid -lpthread
 
 define win_module_rules
 WIN_$(1)_SRC := $$(wildcard $(1)/*.c) $$(wildcard $(1)/$(WIN_PLATFORM)/*.c)
@@ -90,11 +91,12 @@ windows: $(WIN_DEPS_STAMP) $(PROTO_STAMP)
 # blockers in notes/windows.md are fixed.
 WIN_UNIT_TESTS := log sha256 ttrpc_frame ttrpc_client ttrpc_server gcs_frame gcs_msg \
 	win_ttrpc_pipe oci_annotations oci_lcow_spec uvm_lcow_doc uvm_wcow_doc hcs_argon \
-	hcs_modify hcs_stats win_hcs win_hvsock
-WIN_TEST_MODULES := common ttrpc gcs oci hcs uvm
-# Blocked today (notes/windows.md): gcs_guest_connection, gcs_transport,
-# gcs_mux (socketpair fakes), shim_cli/shim_options/shim_events (libshim).
-# Linux-only by nature: gcs_agent_*, hcs_qmp, hcs_qemu_*, shim_bundle/start/stdio.
+	hcs_modify hcs_stats win_hcs win_hvsock shim_cli shim_options shim_events win_shim_start \
+	win_shim_stdio win_uvm strbuf gcs_guest_connection gcs_mux
+WIN_TEST_MODULES := common ttrpc gcs oci hcs uvm shim
+# Linux-only by nature: gcs_agent_*, gcs_transport (unix-dir, fdpair, vsock),
+# gcs_mux_agent/_device, hcs_qmp, hcs_qemu_*, shim_bundle/start/stdio
+# (test_win_shim_start covers the Windows start/daemon).
 # test/support/*.c compile to nothing where POSIX-only; win/ has the rest.
 WIN_TEST_SUPPORT_SRC := $(wildcard test/support/*.c) $(wildcard test/support/$(WIN_PLATFORM)/*.c)
 WIN_TEST_SUPPORT_OBJ := $(patsubst %.c,$(WIN_OBJ)/%.o,$(WIN_TEST_SUPPORT_SRC))

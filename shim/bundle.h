@@ -38,6 +38,39 @@ struct bundle_mount {
     size_t n_options;
 };
 
+/* Windows rootfs layers (shim-contract.md §7.3 step 5): containerd's
+ * windows-layer / lcow-layer mount, source = the container's scratch (writable
+ * layer) folder, options "rw"/"ro" and parentLayerPaths=<JSON array of
+ * folders>. Nothing is mounted on Windows: the UVM host attaches them. */
+enum bundle_layer_type {
+    BUNDLE_LAYER_WINDOWS, /* windows-layer (WCOW) */
+    BUNDLE_LAYER_LCOW,    /* lcow-layer */
+};
+
+struct bundle_layers {
+    enum bundle_layer_type type;
+    char *scratch;  /* owned */
+    bool read_only; /* "ro" */
+    char **parents; /* parentLayerPaths in containerd's order (top-most first);
+                       NULL-terminated, owned */
+    size_t n_parents;
+};
+
+#define BUNDLE_PARENT_LAYERS_OPTION "parentLayerPaths="
+
+/* True for a mount bundle_layers_parse understands. */
+bool bundle_mount_is_layer(const struct bundle_mount *m);
+/* Parses one layer mount; InvalidArgument for other types, no source or a
+ * malformed parentLayerPaths (not a JSON array of non-empty strings). */
+int bundle_layers_parse(const struct bundle_mount *m, struct bundle_layers *out,
+                        shim_error_t **err);
+void bundle_layers_free(struct bundle_layers *layers);
+/* The rootfs of a Windows task: zero mounts (legacy spec.windows.layerFolders)
+ * or exactly one layer mount; *out is zeroed for zero mounts. */
+int bundle_layers_from_rootfs(const struct bundle_mount *mounts, size_t n,
+                              struct bundle_layers *out, shim_error_t **err);
+
+#ifndef _WIN32
 /* mount(2) arguments derived from a mount's options. */
 struct bundle_mount_args {
     unsigned long flags;       /* for the main mount(2) */
@@ -48,6 +81,10 @@ struct bundle_mount_args {
 int bundle_mount_args_parse(const struct bundle_mount *m, struct bundle_mount_args *out,
                             shim_error_t **err);
 void bundle_mount_args_free(struct bundle_mount_args *args);
+#endif
+
+/* Linux: mount(2)s the rootfs. Windows: validates the layer mounts
+ * (bundle_layers_from_rootfs) and mounts nothing; unmount is a no-op. */
 
 /* Mounts every mount in order onto target (a directory). On failure, the ones
  * already mounted are unmounted again. */
@@ -67,6 +104,9 @@ int bundle_unmount_rootfs(const char *bundle_dir, shim_error_t **err);
 /* Writes a file atomically (temp file in the same directory + rename). */
 int bundle_write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
                              unsigned mode, shim_error_t **err);
+/* Reads a regular file of at most BUNDLE_CONFIG_MAX bytes, NUL-terminated;
+ * NotFound when missing. */
+int bundle_read_file(const char *path, char **text, size_t *len, shim_error_t **err);
 /* Reads a small text file; NULL with err (NotFound when missing). */
 char *bundle_read_text(const char *dir, const char *name, shim_error_t **err);
 

@@ -8,7 +8,13 @@
  *               rootfs becomes an ext4 image on a SCSI disk mounted in the guest.
  *
  * Both speak the same GCS bridge (gcs/guest_connection.h): the service sends
- * Create/Start/ExecuteProcess/... to shim_host_connection(). */
+ * Create/Start/ExecuteProcess/... to shim_host_connection().
+ *
+ * The service chooses the kind (service_ensure_host); each platform provides
+ * both constructors: Linux shim/unix/host_process.c and shim/unix/host_uvm.c;
+ * Windows shim/win/host_uvm.c (a UVM under HCS) and shim/win/host_process.c,
+ * which answers RPC_UNIMPLEMENTED (Argon, process isolation on Windows, is
+ * not implemented). child_exited only fires on Linux (the daemon's SIGCHLD). */
 #ifndef SHIM_HOST_H
 #define SHIM_HOST_H
 
@@ -123,7 +129,7 @@ static inline int shim_host_pause(struct shim_host *h, const char *id, bool paus
 {
     return h->ops->pause(h, id, pause, cb, arg, err);
 }
-/* For the daemon's SIGCHLD hook: true when pid belonged to the host. */
+/* For the daemon's SIGCHLD hook (Linux): true when pid belonged to the host. */
 static inline bool shim_host_child_exited(struct shim_host *h, pid_t pid, int wait_status)
 {
     return h ? h->ops->child_exited(h, pid, wait_status) : false;

@@ -2,7 +2,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "common/log.h"
 #include "shim/stdio_internal.h"
@@ -127,19 +126,6 @@ static void relay_close_handle(shim_relay_t *relay, uv_handle_t *h)
     uv_close(h, relay_handle_closed);
 }
 
-/* Bytes written into an upstream pipe that its reader has not taken yet. */
-static int sink_unread(const struct sink *sink)
-{
-    uv_os_fd_t fd;
-    int n = 0;
-    if (sink->pipe == NULL || uv_is_closing((uv_handle_t *)sink->pipe) ||
-        uv_fileno((uv_handle_t *)sink->pipe, &fd) != 0)
-        return 0;
-    if (ioctl(fd, FIONREAD, &n) != 0 || n < 0)
-        return 0;
-    return n;
-}
-
 static void relay_report_drained(shim_relay_t *relay)
 {
     relay->drained = true;
@@ -152,7 +138,7 @@ static void settle_timer_cb(uv_timer_t *t);
 /* Reports drained once the readers emptied the FIFOs, or stopped reading. */
 static void relay_settle(shim_relay_t *relay)
 {
-    int unread = sink_unread(&relay->io->out) + sink_unread(&relay->io->err);
+    int unread = stdio_sink_unread(&relay->io->out) + stdio_sink_unread(&relay->io->err);
     if (unread == 0 || relay->settle_idle_ms >= RELAY_SETTLE_IDLE_MS) {
         if (unread > 0)
             log_fields(LOG_LEVEL_WARN, "stdio relay: reader stopped taking output; going on", NULL);

@@ -304,7 +304,7 @@ static void on_process_waited(void *opaque, int32_t hresult, const shim_error_t 
          * process nobody manages any more (reparented to us, the subreaper).
          * In a UVM it went with the VM (and its pid is not ours). */
         if (p->pid > 0 && shim_host_pids_are_local(p->task->service->host))
-            kill((pid_t)p->pid, SIGKILL);
+            uv_kill((int)p->pid, SIGKILL);
         exit_code = 255;
     }
     process_record_exit(p, exit_code);
@@ -333,14 +333,14 @@ static void on_host_lost(void *opaque, const char *reason)
     for (struct shim_task *t = s->tasks; t; t = t->next) {
         if (t->init.state == SHIM_PROC_RUNNING) {
             if (local && t->init.pid > 0 && !t->init.exit_known)
-                kill((pid_t)t->init.pid, SIGKILL);
+                uv_kill((int)t->init.pid, SIGKILL);
             process_record_exit(&t->init, 255);
         }
         for (struct shim_process *p = t->execs; p; p = p->next) {
             if (p->state != SHIM_PROC_RUNNING)
                 continue;
             if (local && p->pid > 0 && !p->exit_known)
-                kill((pid_t)p->pid, SIGKILL);
+                uv_kill((int)p->pid, SIGKILL);
             process_record_exit(p, 255);
         }
     }
@@ -507,7 +507,7 @@ static void handle_connect(ttrpc_call_t *call)
     if (req == NULL)
         return;
     Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
-    resp.shim_pid = (uint32_t)getpid();
+    resp.shim_pid = (uint32_t)uv_os_getpid();
     struct shim_task *t = service_find_task(s, req->id);
     /* The real init pid, like runc: Linux tooling (ctr task ls/ps) stays sensible. */
     resp.task_pid = t ? t->init.pid : 0;

@@ -1,23 +1,20 @@
+/* `start` and `delete`, portable part: options, grouping, address, bundle
+ * files, output. How a daemon comes to serve the address, and what delete
+ * cleans up, is the platform's (shim/start_platform.h). */
 #include "shim/start.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "containerd/task/v2/shim.pb-c.h"
 #include "shim/options.h"
 #include "shim/socket.h"
+#include "shim/start_platform.h"
 #include "ttrpc/ttrpc.h"
-
-extern char **environ;
 
 #define SHIM_QUERY_TIMEOUT_MS 2000
 
@@ -95,99 +92,6 @@ static int read_all(int fd, uint8_t **data, size_t *len, shim_error_t **err)
     return 0;
 }
 
-static int options_memfd(const uint8_t *data, size_t len, shim_error_t **err)
-{
-    int fd = memfd_create("shim-options", MFD_CLOEXEC);
-    if (fd < 0)
-        return error_set_errno(err, RPC_INTERNAL, errno, "memfd_create");
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            int e = errno;
-            close(fd);
-            return error_set_errno(err, RPC_INTERNAL, e, "write options memfd");
-        }
-        off += (size_t)w;
-    }
-    return fd;
-}
-
-struct daemon_launch {
-    char *argv[16];
-    int listen_fd;
-    int options_fd;
-    int null_fd;
-    int exec_err_w;
-    const char *self;
-    const char *bundle;
-};
-
-/* Between fork and exec: async-signal-safe calls only. */
-static void daemon_child(const struct daemon_launch *l)
-{
-    int err_fd = fcntl(l->exec_err_w, F_DUPFD_CLOEXEC, 10);
-    int listen_hi = fcntl(l->listen_fd, F_DUPFD, 10);
-    int options_hi = fcntl(l->options_fd, F_DUPFD, 10);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int sig = 1; sig < 32; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);
-    }
-    if (err_fd < 0 || listen_hi < 0 || options_hi < 0)
-        goto fail;
-    /* A new session: containerd's signals to start's process group and its
-     * terminal must not reach the daemon. */
-    if (setsid() < 0 && setpgid(0, 0) < 0)
-        goto fail;
-    if (chdir(l->bundle) < 0)
-        goto fail;
-    if (dup2(l->null_fd, 0) < 0 || dup2(l->null_fd, 1) < 0 || dup2(l->null_fd, 2) < 0 ||
-        dup2(listen_hi, SHIM_LISTEN_FD) < 0 || dup2(options_hi, SHIM_OPTIONS_FD) < 0)
-        goto fail;
-    /* Nothing else survives: above all not containerd's stdout/stderr pipes. */
-    syscall(SYS_close_range, SHIM_OPTIONS_FD + 1, (unsigned)err_fd - 1, 0);
-    syscall(SYS_close_range, (unsigned)err_fd + 1, ~0U, 0);
-    execve(l->self, l->argv, environ);
-fail:;
-    int e = errno;
-    ssize_t ignored = write(err_fd >= 0 ? err_fd : l->exec_err_w, &e, sizeof(e));
-    (void)ignored;
-    _exit(127);
-}
-
-static pid_t spawn_daemon(struct daemon_launch *l, shim_error_t **err)
-{
-    int exec_err[2];
-    if (pipe2(exec_err, O_CLOEXEC) < 0)
-        return error_set_errno(err, RPC_INTERNAL, errno, "pipe");
-    l->exec_err_w = exec_err[1];
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(exec_err[0]);
-        close(exec_err[1]);
-        return error_set_errno(err, RPC_INTERNAL, errno, "fork shim daemon");
-    }
-    if (pid == 0)
-        daemon_child(l);
-    close(exec_err[1]);
-    int child_errno = 0;
-    ssize_t n;
-    do {
-        n = read(exec_err[0], &child_errno, sizeof(child_errno));
-    } while (n < 0 && errno == EINTR);
-    close(exec_err[0]);
-    if (n > 0) {
-        waitpid(pid, NULL, 0);
-        return error_set_errno(err, RPC_INTERNAL, child_errno, "start shim daemon %s", l->self);
-    }
-    return pid;
-}
-
 static int write_out(int fd, const char *s, shim_error_t **err)
 {
     size_t len = strlen(s);
@@ -201,34 +105,6 @@ static int write_out(int fd, const char *s, shim_error_t **err)
         len -= (size_t)w;
     }
     return 0;
-}
-
-/* Binds addr; returns the fd, 0 with *reuse set when a live shim owns it. */
-static int bind_or_reuse(const char *addr, bool *reuse, shim_error_t **err)
-{
-    *reuse = false;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        shim_error_t *bind_err = NULL;
-        int fd = shim_socket_listen(addr, &bind_err);
-        if (fd >= 0)
-            return fd;
-        if (bind_err == NULL || bind_err->sys_errno != EADDRINUSE) {
-            if (err)
-                *err = bind_err;
-            else
-                error_free(bind_err);
-            return -1;
-        }
-        error_free(bind_err);
-        if (shim_socket_is_live(addr)) {
-            *reuse = true;
-            return 0;
-        }
-        /* A dead shim's leftover socket file. */
-        if (shim_socket_remove(addr, err) < 0)
-            return -1;
-    }
-    return error_set(err, RPC_UNAVAILABLE, "cannot bind %s: address stays in use", addr);
 }
 
 struct pid_query {
@@ -294,18 +170,6 @@ static int publish_address(const char *bundle, const char *addr, pid_t pid, shim
     return bundle_write_file_atomic(bundle, "address", addr, strlen(addr), 0644, err);
 }
 
-struct start_state {
-    char *bundle;
-    struct bundle_spec spec;
-    uint8_t *options;
-    size_t options_len;
-    char *addr;
-    const char *group_id; /* points into spec or args */
-    int listen_fd;
-    int options_fd;
-    int null_fd;
-};
-
 static int start_prepare(const struct shim_cli_args *args, int in_fd, struct start_state *st,
                          shim_error_t **err)
 {
@@ -327,7 +191,7 @@ static int start_prepare(const struct shim_cli_args *args, int in_fd, struct sta
     if (shim_group_resolve(&st->spec, args->id, &group, err) < 0)
         return -1;
     st->group_id = group.id;
-    st->addr = shim_socket_address(NULL, args->address, args->namespace_name, group.id, err);
+    st->addr = shim_serve_address(args->address, args->namespace_name, group.id, err);
     if (st->addr == NULL)
         return -1;
     if (group.must_exist && !shim_socket_is_live(st->addr))
@@ -336,53 +200,13 @@ static int start_prepare(const struct shim_cli_args *args, int in_fd, struct sta
     return 0;
 }
 
-static int start_daemon(const struct shim_cli_args *args, const char *self, struct start_state *st,
-                        pid_t *pid, shim_error_t **err)
-{
-    st->options_fd = options_memfd(st->options, st->options_len, err);
-    if (st->options_fd < 0)
-        return -1;
-    st->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (st->null_fd < 0)
-        return error_set_errno(err, RPC_INTERNAL, errno, "open /dev/null");
-    struct daemon_launch l = {.listen_fd = st->listen_fd,
-                              .options_fd = st->options_fd,
-                              .null_fd = st->null_fd,
-                              .self = self,
-                              .bundle = st->bundle};
-    int i = 0;
-    l.argv[i++] = (char *)self;
-    l.argv[i++] = "-namespace";
-    l.argv[i++] = (char *)args->namespace_name;
-    l.argv[i++] = "-id";
-    l.argv[i++] = (char *)args->id;
-    l.argv[i++] = "-address";
-    l.argv[i++] = (char *)args->address;
-    l.argv[i++] = "-publish-binary";
-    l.argv[i++] = (char *)args->publish_binary;
-    l.argv[i++] = "-bundle";
-    l.argv[i++] = st->bundle;
-    l.argv[i++] = "-socket";
-    l.argv[i++] = st->addr;
-    if (args->debug)
-        l.argv[i++] = "-debug";
-    l.argv[i] = NULL;
-    *pid = spawn_daemon(&l, err);
-    return *pid > 0 ? 0 : -1;
-}
-
 static void start_state_free(struct start_state *st)
 {
+    start_platform_release(st);
     free(st->bundle);
     bundle_spec_free(&st->spec);
     free(st->options);
     free(st->addr);
-    if (st->listen_fd >= 0)
-        close(st->listen_fd);
-    if (st->options_fd >= 0)
-        close(st->options_fd);
-    if (st->null_fd >= 0)
-        close(st->null_fd);
 }
 
 int shim_start(const struct shim_cli_args *args, const char *self, int in_fd, int out_fd,
@@ -392,26 +216,16 @@ int shim_start(const struct shim_cli_args *args, const char *self, int in_fd, in
     bool reuse = false;
     pid_t pid = 0, reused_pid = 0;
     int ret = start_prepare(args, in_fd, &st, err);
-    if (ret == 0) {
-        st.listen_fd = bind_or_reuse(st.addr, &reuse, err);
-        ret = st.listen_fd < 0 ? -1 : 0;
-    }
-    if (ret == 0 && !reuse)
-        ret = start_daemon(args, self, &st, &pid, err);
-    else if (ret == 0)
+    if (ret == 0)
+        ret = start_platform_launch(args, self, &st, &reuse, &pid, err);
+    if (ret == 0 && reuse)
         reused_pid = query_shim_pid(st.addr, st.group_id);
     if (ret == 0)
         ret = publish_address(st.bundle, st.addr, reuse ? reused_pid : pid, err);
     if (ret == 0)
         ret = write_out(out_fd, st.addr, err);
-    if (ret < 0 && pid > 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    if (ret < 0 && st.listen_fd > 0 && !reuse)
-        shim_socket_remove(st.addr, NULL);
-    if (reuse)
-        st.listen_fd = -1;
+    if (ret < 0)
+        start_platform_abort(&st, pid, reuse);
     start_state_free(&st);
     return ret;
 }
@@ -436,45 +250,23 @@ uint8_t *shim_delete_response(size_t *len)
     return buf;
 }
 
-static void warn(int fd, shim_error_t *e)
+void start_warn(int fd, shim_error_t *e)
 {
     if (e == NULL)
         return;
-    dprintf(fd, "delete: %s\n", e->msg);
-    error_free(e);
-}
-
-/* Removes this id's own socket when nothing serves it any more. Pod members
- * point at the sandbox's socket and leave it alone. */
-static void delete_socket(const struct shim_cli_args *args, const char *bundle, int warn_fd)
-{
-    shim_error_t *e = NULL;
-    char *own = shim_socket_address(NULL, args->address, args->namespace_name, args->id, &e);
-    if (own == NULL) {
-        warn(warn_fd, e);
-        return;
+    char *line = NULL;
+    int n = asprintf(&line, "delete: %s\n", e->msg);
+    if (n > 0) {
+        ssize_t ignored = write(fd, line, (size_t)n);
+        (void)ignored;
     }
-    char *recorded = bundle_read_text(bundle, "address", NULL);
-    bool owns = recorded == NULL || strcmp(recorded, own) == 0;
-    if (owns && !shim_socket_is_live(own) && shim_socket_remove(own, &e) < 0)
-        warn(warn_fd, e);
-    free(recorded);
-    free(own);
+    free(line);
+    error_free(e);
 }
 
 int shim_delete(const struct shim_cli_args *args, int out_fd, int warn_fd, shim_error_t **err)
 {
-    char *bundle = args->bundle[0] ? strdup(args->bundle) : getcwd(NULL, 0);
-    shim_error_t *e = NULL;
-    if (bundle != NULL) {
-        if (bundle_unmount_rootfs(bundle, &e) < 0)
-            warn(warn_fd, e);
-        if (args->id[0] != '\0')
-            delete_socket(args, bundle, warn_fd);
-    } else {
-        dprintf(warn_fd, "delete: no bundle directory: %s\n", strerror(errno));
-    }
-    free(bundle);
+    delete_platform_cleanup(args, warn_fd);
     size_t len = 0;
     uint8_t *resp = shim_delete_response(&len);
     if (resp == NULL)

@@ -1,4 +1,7 @@
-/* The `start` and `delete` actions (shim-contract.md §3.2-§3.5, §3.7, §3.8). */
+/* The `start` and `delete` actions (shim-contract.md §3.2-§3.5, §3.7, §3.8).
+ * Portable flow in shim/start.c; how the daemon is launched and what delete
+ * cleans up is shim/unix/start.c (runc model: bind, fork with fd 3/4) or
+ * shim/win/start.c (hcsshim model: spawn, wait for the daemon's readiness). */
 #ifndef SHIM_START_H
 #define SHIM_START_H
 
@@ -14,7 +17,7 @@
 #define SHIM_ANNOTATION_SANDBOX_ID "io.kubernetes.cri.sandbox-id"
 #define SHIM_ANNOTATION_CONTAINER_TYPE "io.kubernetes.cri.container-type"
 
-/* The fds the daemon inherits from `start`. */
+/* The fds the daemon inherits from `start` (Linux). */
 #define SHIM_LISTEN_FD 3
 #define SHIM_OPTIONS_FD 4
 
@@ -30,7 +33,8 @@ struct shim_group {
 int shim_group_resolve(const struct bundle_spec *spec, const char *id, struct shim_group *out,
                        shim_error_t **err);
 
-/* Runs `start`: prints the address on out_fd. self is this executable. */
+/* Runs `start`: prints the address on out_fd. self is this executable;
+ * in_fd/out_fd are (CRT) file descriptors. */
 int shim_start(const struct shim_cli_args *args, const char *self, int in_fd, int out_fd,
                shim_error_t **err);
 

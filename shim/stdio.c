@@ -1,14 +1,9 @@
 #include "shim/stdio.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "shim/socket.h"
 #include "shim/stdio_internal.h"
 
 /* ---- stdio strings ------------------------------------------------------------ */
@@ -147,6 +142,26 @@ static int parse_scheme_path(const char *text, const char *rest, const char *sch
     return 0;
 }
 
+bool shim_stdio_is_npipe_path(const char *s)
+{
+#ifdef _WIN32
+    /* \\.\pipe\name (any case, '/' accepted as a separator like Win32 does). */
+    static const char prefix[] = "\\\\.\\pipe\\";
+    for (size_t i = 0; i < sizeof(prefix) - 1; i++) {
+        char c = s[i] == '/' ? '\\' : s[i];
+        char want = prefix[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != want)
+            return false;
+    }
+    return s[sizeof(prefix) - 1] != '\0';
+#else
+    (void)s; /* Linux clients never send named pipes: such a path is a relative FIFO path */
+    return false;
+#endif
+}
+
 int shim_stdio_uri_parse(const char *s, struct shim_stdio_uri *out, shim_error_t **err)
 {
     memset(out, 0, sizeof(*out));
@@ -154,12 +169,13 @@ int shim_stdio_uri_parse(const char *s, struct shim_stdio_uri *out, shim_error_t
         return 0;
     const char *colon = strstr(s, "://");
     int ret = 0;
-    if (colon == NULL) {
-        out->kind = SHIM_STDIO_FIFO;
+    bool npipe = shim_stdio_is_npipe_path(s);
+    if (colon == NULL || npipe) {
+        out->kind = npipe ? SHIM_STDIO_NPIPE : SHIM_STDIO_FIFO;
         out->path = strdup(s);
         if (out->path == NULL)
             ret = error_set(err, RPC_INTERNAL, "out of memory");
-        else if (s[0] != '/')
+        else if (out->kind == SHIM_STDIO_FIFO && s[0] != '/')
             ret = error_set(err, RPC_INVALID_ARGUMENT, "stdio path %s is not absolute", s);
     } else {
         size_t scheme_len = (size_t)(colon - s);
@@ -235,114 +251,6 @@ int stdio_wrap_pipe(uv_loop_t *loop, int fd, uv_pipe_t **out, shim_error_t **err
     return 0;
 }
 
-static int open_fifo(const char *path, int flags, shim_error_t **err)
-{
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0)
-        return error_set_errno(err, errno == ENOENT ? RPC_NOT_FOUND : RPC_INTERNAL, errno,
-                               "open stdio %s", path);
-    return fd;
-}
-
-/* A stream sink when the fd can be polled (FIFO, socket), else an fd sink. */
-static int sink_from_fd(shim_upstream_io_t *io, int fd, struct sink *sink, shim_error_t **err)
-{
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-        if (stdio_wrap_pipe(io->loop, fd, &sink->pipe, err) < 0) {
-            close(fd);
-            return -1;
-        }
-        return 0;
-    }
-    sink->fd = fd;
-    return 0;
-}
-
-static int open_file_sink(shim_upstream_io_t *io, const char *path, struct sink *sink,
-                          shim_error_t **err)
-{
-    char *dir = strdup(path);
-    if (dir == NULL)
-        return error_set(err, RPC_INTERNAL, "out of memory");
-    char *slash = strrchr(dir, '/');
-    int ret = 0;
-    if (slash != NULL && slash != dir) {
-        *slash = '\0';
-        ret = shim_mkdir_p(dir, 0755, err);
-    }
-    free(dir);
-    if (ret < 0)
-        return -1;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return error_set_errno(err, RPC_INTERNAL, errno, "open stdio file %s", path);
-    return sink_from_fd(io, fd, sink, err);
-}
-
-static int open_output(shim_upstream_io_t *io, const struct shim_stdio_uri *uri, struct sink *sink,
-                       shim_error_t **err)
-{
-    if (uri->kind == SHIM_STDIO_FILE)
-        return open_file_sink(io, uri->path, sink, err);
-    int fd = open_fifo(uri->path, O_RDWR | O_NONBLOCK, err);
-    if (fd < 0)
-        return -1;
-    return sink_from_fd(io, fd, sink, err);
-}
-
-static int open_stdin(shim_upstream_io_t *io, const char *path, shim_error_t **err)
-{
-    struct shim_stdio_uri uri;
-    if (shim_stdio_uri_parse(path, &uri, err) < 0)
-        return -1;
-    int ret = 0;
-    int fd = -1;
-    struct stat st;
-    if (uri.kind != SHIM_STDIO_FIFO) {
-        ret = error_set(err, RPC_INVALID_ARGUMENT, "stdin %s must be a FIFO path", path);
-        goto out;
-    }
-    fd = open_fifo(uri.path, O_RDONLY | O_NONBLOCK, err);
-    if (fd < 0) {
-        ret = -1;
-        goto out;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
-        close(fd);
-        ret = error_set(err, RPC_INVALID_ARGUMENT, "stdin %s is not a FIFO", uri.path);
-        goto out;
-    }
-    /* The keep-alive writer: no EOF until CloseIO, whatever the client does. */
-    io->stdin_keepalive_fd = open(uri.path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (io->stdin_keepalive_fd < 0) {
-        ret =
-            error_set_errno(err, RPC_INTERNAL, errno, "open stdin keep-alive writer %s", uri.path);
-        close(fd);
-        goto out;
-    }
-    ret = stdio_wrap_pipe(io->loop, fd, &io->stdin_pipe, err);
-    if (ret < 0)
-        close(fd);
-out:
-    shim_stdio_uri_free(&uri);
-    return ret;
-}
-
-void stdio_close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
-int stdio_make_pipe(int fds[2], shim_error_t **err)
-{
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return error_set_errno(err, RPC_INTERNAL, errno, "pipe");
-    return 0;
-}
-
 /* ---- open / close ------------------------------------------------------------------ */
 
 void stdio_io_close_pipes(shim_upstream_io_t *io)
@@ -353,7 +261,7 @@ void stdio_io_close_pipes(shim_upstream_io_t *io)
     io->out.pipe = io->err.pipe = io->stdin_pipe = NULL;
 }
 
-static void ready_finish(shim_upstream_io_t *io, int status)
+void stdio_ready_finish(shim_upstream_io_t *io, int status)
 {
     if (io->ready_done)
         return;
@@ -383,7 +291,7 @@ void shim_upstream_io_close(shim_upstream_io_t *io, shim_io_closed_cb cb, void *
     io->closed_cb = cb;
     io->closed_data = data;
     io->pending++; /* hold io until this function returns */
-    ready_finish(io, UV_ECANCELED);
+    stdio_ready_finish(io, UV_ECANCELED);
     stdio_io_close_pipes(io);
     stdio_close_fd(&io->out.fd);
     stdio_close_fd(&io->err.fd);
@@ -406,16 +314,16 @@ static int open_outputs(shim_upstream_io_t *io, const struct shim_stdio_config *
         ret = stdio_logger_start(io, &out_uri, cfg, want_stderr, err);
     } else {
         if (out_uri.kind != SHIM_STDIO_NONE)
-            ret = open_output(io, &out_uri, &io->out, err);
+            ret = stdio_open_output(io, &out_uri, &io->out, err);
         if (ret == 0 && want_stderr) {
             /* file:// on stdout takes stderr along into the same file (runc). */
             if (out_uri.kind == SHIM_STDIO_FILE)
-                ret = open_output(io, &out_uri, &io->err, err);
+                ret = stdio_open_output(io, &out_uri, &io->err, err);
             else if ((ret = shim_stdio_uri_parse(cfg->stderr_path, &err_uri, err)) == 0)
                 ret = err_uri.kind == SHIM_STDIO_BINARY
                           ? error_set(err, RPC_INVALID_ARGUMENT,
                                       "binary:// stderr needs binary:// stdout")
-                          : open_output(io, &err_uri, &io->err, err);
+                          : stdio_open_output(io, &err_uri, &io->err, err);
         }
     }
     shim_stdio_uri_free(&out_uri);
@@ -435,7 +343,7 @@ int shim_upstream_io_open(uv_loop_t *loop, const struct shim_stdio_config *cfg,
         cfg->logger_kill_timeout_ms ? cfg->logger_kill_timeout_ms : SHIM_LOGGER_KILL_TIMEOUT_MS;
     int ret = open_outputs(io, cfg, err);
     if (ret == 0 && cfg->stdin_path && cfg->stdin_path[0])
-        ret = open_stdin(io, cfg->stdin_path, err);
+        ret = stdio_open_stdin(io, cfg->stdin_path, err);
     if (ret < 0) {
         shim_upstream_io_close(io, NULL, NULL);
         return -1;
@@ -471,31 +379,16 @@ void shim_upstream_io_close_stdin(shim_upstream_io_t *io)
     stdio_close_fd(&io->stdin_keepalive_fd);
 }
 
-static void ready_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    static char scratch[64]; /* contents are discarded */
-    *buf = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void ready_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    (void)buf;
-    if (nread < 0)
-        ready_finish(s->data, nread == UV_EOF ? 0 : (int)nread);
-}
-
 static void ready_timeout(uv_timer_t *t)
 {
-    ready_finish(t->data, UV_ETIMEDOUT);
+    stdio_ready_finish(t->data, UV_ETIMEDOUT);
 }
 
 static void ready_now(uv_timer_t *t)
 {
     shim_upstream_io_t *io = t->data;
     io->ready_done = false;
-    ready_finish(io, 0);
+    stdio_ready_finish(io, 0);
 }
 
 int shim_upstream_io_wait_ready(shim_upstream_io_t *io, uint64_t timeout_ms, shim_io_ready_cb cb,
@@ -514,9 +407,7 @@ int shim_upstream_io_wait_ready(shim_upstream_io_t *io, uint64_t timeout_ms, shi
         uv_timer_start(io->ready_timer, ready_now, 0, 0);
         return 0;
     }
-    io->ready_pipe->data = io;
-    int rc = uv_read_start((uv_stream_t *)io->ready_pipe, ready_alloc, ready_read);
-    if (rc < 0) {
+    if (stdio_logger_watch_ready(io) < 0) {
         uv_timer_start(io->ready_timer, ready_now, 0, 0); /* cannot watch: do not block */
         return 0;
     }

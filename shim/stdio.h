@@ -10,9 +10,19 @@
  *   binary:///path?k=v      logger process (§5.1): fd 3/4 = stdout/stderr
  *                           pipes, fd 5 = ready pipe, env CONTAINER_ID and
  *                           CONTAINER_NAMESPACE only; SIGTERM, then SIGKILL
- *                           after 12 s on close
+ *                           after 12 s on close. Windows: hcsshim's protocol,
+ *                           pipe servers named in CONTAINER_STDOUT/_STDERR/
+ *                           _WAIT; ready when the wait pipe is closed
+ *   \\.\pipe\name           Windows only: a named pipe served by the client
+ *                           (ctr/CRI); the shim dials it (shim-contract.md §5.2)
  * For file:// and binary:// the stdout string decides and stderr follows it.
  * With terminal=true only stdout is used.
+ *
+ * Platform code: shim/unix/stdio.c (FIFOs, files), shim/unix/stdio_logger.c
+ * (binary:// loggers); shim/win/stdio.c (named pipes, files),
+ * shim/win/stdio_logger.c. Parsing, lifecycle and the relay are portable.
+ * Windows has no keep-alive writer: stdin ends when the client closes its
+ * pipe server (ctr does so at EOF), so CloseIO changes nothing there.
  *
  * The relay copies process stdout/stderr (uv streams supplied by the caller,
  * e.g. GCS stdio connections) to upstream and upstream stdin to the process.
@@ -30,13 +40,18 @@
 
 #define SHIM_RELAY_BUFFER_SIZE (64u << 10)
 #define SHIM_RELAY_HIGH_WATER (256u << 10)
-#define SHIM_LOGGER_KILL_TIMEOUT_MS 12000
+#ifdef _WIN32
+#define SHIM_LOGGER_KILL_TIMEOUT_MS 10000 /* hcsshim: the logger gets 10 s to exit */
+#else
+#define SHIM_LOGGER_KILL_TIMEOUT_MS 12000 /* containerd: SIGTERM, 12 s, SIGKILL */
+#endif
 
 enum shim_stdio_kind {
     SHIM_STDIO_NONE = 0,
     SHIM_STDIO_FIFO,
     SHIM_STDIO_FILE,
     SHIM_STDIO_BINARY,
+    SHIM_STDIO_NPIPE, /* Windows: \\.\pipe\... (never produced on Linux) */
 };
 
 /* A parsed stdio string. Strings are owned. */
@@ -48,6 +63,8 @@ struct shim_stdio_uri {
 };
 
 int shim_stdio_uri_parse(const char *s, struct shim_stdio_uri *out, shim_error_t **err);
+/* True for a Windows named-pipe path (\\.\pipe\name); always false on Linux. */
+bool shim_stdio_is_npipe_path(const char *s);
 void shim_stdio_uri_free(struct shim_stdio_uri *uri);
 
 struct shim_stdio_config {

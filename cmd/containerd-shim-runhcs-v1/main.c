@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -37,10 +38,9 @@ int main(int argc, char **argv)
     switch (args.action) {
     case SHIM_ACTION_START: {
         char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n <= 0)
+        size_t n = sizeof(self);
+        if (uv_exepath(self, &n) != 0)
             return fail("start", NULL);
-        self[n] = '\0';
         if (shim_start(&args, self, STDIN_FILENO, STDOUT_FILENO, &err) < 0)
             return fail("start", err);
         return 0;

@@ -1,5 +1,5 @@
-/* shim/bundle: config.json parsing and rootfs mounts (real mount(2) when
- * running as root). */
+/* shim/bundle: config.json parsing, rootfs mounts (real mount(2) when
+ * running as root) and the Windows layer mounts (portable parsing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -248,12 +248,99 @@ static void test_mount_rootfs_overlay_pb(void **state)
     rm_rf(dir);
 }
 
+/* containerd's windows-layer mount: scratch folder + parentLayerPaths JSON. */
+static void test_layers_parse(void **state)
+{
+    (void)state;
+    shim_error_t *err = NULL;
+    const char *opts[] = {"rw", "parentLayerPaths=[\"C:\\\\l\\\\2\",\"C:\\\\l\\\\1\"]"};
+    struct bundle_mount m = {
+        .type = "windows-layer", .source = "C:\\l\\scratch", .options = opts, .n_options = 2};
+    struct bundle_layers l;
+    assert_true(bundle_mount_is_layer(&m));
+    assert_int_equal(bundle_layers_parse(&m, &l, &err), 0);
+    assert_int_equal(l.type, BUNDLE_LAYER_WINDOWS);
+    assert_string_equal(l.scratch, "C:\\l\\scratch");
+    assert_false(l.read_only);
+    assert_int_equal(l.n_parents, 2);
+    assert_string_equal(l.parents[0], "C:\\l\\2");
+    assert_string_equal(l.parents[1], "C:\\l\\1");
+    assert_null(l.parents[2]);
+    bundle_layers_free(&l);
+
+    /* lcow-layer, read-only, no parents: an empty, NULL-terminated list. */
+    const char *ro[] = {"ro", "unknown=ignored"};
+    struct bundle_mount lcow = {
+        .type = "lcow-layer", .source = "/s", .options = ro, .n_options = 2};
+    assert_int_equal(bundle_layers_from_rootfs(&lcow, 1, &l, &err), 0);
+    assert_int_equal(l.type, BUNDLE_LAYER_LCOW);
+    assert_true(l.read_only);
+    assert_int_equal(l.n_parents, 0);
+    assert_null(l.parents[0]);
+    bundle_layers_free(&l);
+
+    /* No mounts: legacy spec.windows.layerFolders, nothing parsed. */
+    assert_int_equal(bundle_layers_from_rootfs(NULL, 0, &l, &err), 0);
+    assert_null(l.scratch);
+    bundle_layers_free(&l);
+}
+
+static void expect_layer_error(const struct bundle_mount *m, size_t n, int code, const char *text)
+{
+    shim_error_t *err = NULL;
+    struct bundle_layers l;
+    assert_int_equal(bundle_layers_from_rootfs(m, n, &l, &err), -1);
+    assert_non_null(err);
+    assert_int_equal(err->code, code);
+    if (strstr(err->msg, text) == NULL)
+        fail_msg("error \"%s\" lacks \"%s\"", err->msg, text);
+    assert_null(l.scratch);
+    assert_null(l.parents);
+    error_free(err);
+}
+
+static void test_layers_bad(void **state)
+{
+    (void)state;
+    const char *not_array[] = {"parentLayerPaths={\"a\":1}"};
+    const char *broken[] = {"parentLayerPaths=[\"C:\\\\x\""};
+    const char *not_string[] = {"parentLayerPaths=[\"C:\\\\x\",7]"};
+    const char *empty[] = {"parentLayerPaths=[\"\"]"};
+    const char *twice[] = {"parentLayerPaths=[]", "parentLayerPaths=[]"};
+    struct bundle_mount m = {.type = "windows-layer", .source = "C:\\s", .n_options = 1};
+    m.options = not_array;
+    expect_layer_error(&m, 1, RPC_INVALID_ARGUMENT, "not a JSON array");
+    m.options = broken;
+    expect_layer_error(&m, 1, RPC_INVALID_ARGUMENT, "not a JSON array");
+    m.options = not_string;
+    expect_layer_error(&m, 1, RPC_INVALID_ARGUMENT, "entry 1");
+    m.options = empty;
+    expect_layer_error(&m, 1, RPC_INVALID_ARGUMENT, "entry 0");
+    m.options = twice;
+    m.n_options = 2;
+    expect_layer_error(&m, 1, RPC_INVALID_ARGUMENT, "more than one");
+    struct bundle_mount no_source = {.type = "windows-layer"};
+    expect_layer_error(&no_source, 1, RPC_INVALID_ARGUMENT, "no source");
+    struct bundle_mount overlay = {.type = "overlay", .source = "overlay"};
+    expect_layer_error(&overlay, 1, RPC_UNIMPLEMENTED, "overlay");
+    assert_false(bundle_mount_is_layer(&overlay));
+    struct bundle_mount two[] = {{.type = "windows-layer", .source = "a"},
+                                 {.type = "windows-layer", .source = "b"}};
+    expect_layer_error(two, 2, RPC_INVALID_ARGUMENT, "2 mounts");
+    shim_error_t *err = NULL;
+    struct bundle_layers l;
+    assert_int_equal(bundle_layers_parse(&overlay, &l, &err), -1);
+    assert_int_equal(err->code, RPC_INVALID_ARGUMENT);
+    error_free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_spec),         cmocka_unit_test(test_broken_json),
         cmocka_unit_test(test_mount_args),        cmocka_unit_test(test_atomic_write),
         cmocka_unit_test(test_mount_rootfs_bind), cmocka_unit_test(test_mount_rootfs_overlay_pb),
+        cmocka_unit_test(test_layers_parse),      cmocka_unit_test(test_layers_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

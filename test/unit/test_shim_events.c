@@ -109,9 +109,15 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     uv_loop_init(&f->loop);
+#ifdef _WIN32
+    /* containerd's ttrpc address is a named pipe on Windows. */
+    static int n;
+    snprintf(f->path, sizeof(f->path), "\\\\.\\pipe\\test_events-%d-%d", (int)uv_os_getpid(), n++);
+#else
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_events.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/ttrpc.sock", f->dir);
+#endif
     assert_int_equal(shim_events_new(&f->loop, f->path, "ns1", &f->ev, NULL), 0);
     *state = f;
     return 0;
@@ -133,8 +139,10 @@ static int teardown(void **state)
         stop_server(f);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+#ifndef _WIN32
     unlink(f->path);
     rmdir(f->dir);
+#endif
     free(f);
     return 0;
 }

@@ -159,6 +159,28 @@ out:;
     return ret;
 }
 
+static void ready_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char scratch[64]; /* contents are discarded */
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+/* The logger closes its end of the ready pipe (fd 5) when it is ready. */
+static void ready_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        stdio_ready_finish(s->data, nread == UV_EOF ? 0 : (int)nread);
+}
+
+int stdio_logger_watch_ready(shim_upstream_io_t *io)
+{
+    io->ready_pipe->data = io;
+    return uv_read_start((uv_stream_t *)io->ready_pipe, ready_alloc, ready_read);
+}
+
 static void logger_exited(shim_upstream_io_t *io)
 {
     siginfo_t info;
