@@ -1,12 +1,17 @@
 /* ttrpc round-trip benchmark against running shims' task sockets.
  *
- *   ttrpc-state-bench state COUNT WARMUP ADDRESS TASK_ID [ADDRESS TASK_ID ...]
+ *   ttrpc-state-bench state [-b BATCH] [-s SETTLE] [-p PAUSE_US] [-t] COUNT WARMUP
+ *                     ADDRESS TASK_ID [ADDRESS TASK_ID ...]
  *       WARMUP untimed State calls per target, then COUNT timed ones per
- *       target, one call at a time (each waits for its response), going round
- *       robin over the targets so that every target sees the same machine
- *       noise. Prints "TARGET_INDEX NANOSECONDS" per timed call on stdout
- *       (targets numbered from 0 in argument order) and a summary per target
- *       on stderr.
+ *       target, one call at a time (each waits for its response). The timed
+ *       calls go round robin over the targets in batches of BATCH calls
+ *       (default 1: call by call), so that every target sees the same machine
+ *       noise; with several targets each batch starts with SETTLE untimed
+ *       calls (default 0) and, with -p, PAUSE_US of idle time. Prints
+ *       "TARGET_INDEX NANOSECONDS" per timed call on stdout (targets numbered
+ *       from 0 in argument order; -t adds the CLOCK_MONOTONIC start time in ns,
+ *       to match slow calls with `perf sched record -k CLOCK_MONOTONIC`) and a
+ *       summary per target on stderr.
  *   ttrpc-state-bench connect ADDRESS TASK_ID
  *       one Connect call; prints "SHIM_PID TASK_PID".
  *
@@ -183,11 +188,12 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Encodes each request inside the timed section, as a real client does. */
-static int timed_state(struct conn *c, const char *id, uint64_t *elapsed_ns)
+static int timed_state(struct conn *c, const char *id, uint64_t *elapsed_ns, uint64_t *start_ns)
 {
     Containerd__Task__V2__StateRequest sreq = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
     sreq.id = (char *)id;
     uint64_t start = now_ns();
+    *start_ns = start;
     size_t frame_len;
     uint8_t *frame = encode_frame(c->next_stream, "State", &sreq.base, &frame_len);
     if (!frame)
@@ -237,6 +243,15 @@ struct target {
     struct conn conn;
     const char *id;
     uint64_t *lat;
+    uint64_t *start; /* CLOCK_MONOTONIC ns at the start of each timed call */
+};
+
+struct state_opts {
+    long count, warmup;
+    long batch;    /* consecutive calls to one target before switching (1 = call by call) */
+    long settle;   /* untimed calls after each switch to a target */
+    long pause_us; /* idle time before each batch (lets the previous target go quiet) */
+    int timestamps;
 };
 
 static void summarize(const struct target *t, long count)
@@ -246,29 +261,73 @@ static void summarize(const struct target *t, long count)
             t->lat[count / 2] / 1e3, t->lat[(count * 99) / 100] / 1e3, t->lat[count - 1] / 1e3);
 }
 
-static int run_state(struct target *targets, int n, long count, long warmup)
+/* Untimed calls: the warm-up before the first batch and the settle calls
+ * after each switch of target. */
+static int untimed_calls(struct target *t, long n)
+{
+    int rc = 0;
+    for (long i = 0; rc == 0 && i < n; i++) {
+        uint64_t ignored, ignored_start;
+        rc = timed_state(&t->conn, t->id, &ignored, &ignored_start);
+    }
+    return rc;
+}
+
+/* Timed calls [from, to) of target t. */
+static int timed_calls(struct target *t, long from, long to)
+{
+    int rc = 0;
+    for (long i = from; rc == 0 && i < to; i++)
+        rc = timed_state(&t->conn, t->id, &t->lat[i], &t->start[i]);
+    return rc;
+}
+
+static void print_samples(const struct target *targets, int n, const struct state_opts *o)
+{
+    for (long i = 0; i < o->count; i++) {
+        for (int t = 0; t < n; t++) {
+            if (o->timestamps)
+                printf("%d %" PRIu64 " %" PRIu64 "\n", t, targets[t].lat[i], targets[t].start[i]);
+            else
+                printf("%d %" PRIu64 "\n", t, targets[t].lat[i]);
+        }
+    }
+}
+
+static void pause_us(long us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Batches of o->batch timed calls go round robin over the targets, so that
+ * every target sees the same machine noise; with more than one target each
+ * batch starts with o->settle untimed calls. */
+static int run_state(struct target *targets, int n, const struct state_opts *o)
 {
     int rc = 0;
     for (int t = 0; rc == 0 && t < n; t++)
         rc = check_state(&targets[t].conn, targets[t].id);
-    for (long i = 0; rc == 0 && i < warmup; i++) {
-        for (int t = 0; rc == 0 && t < n; t++) {
-            uint64_t ignored;
-            rc = timed_state(&targets[t].conn, targets[t].id, &ignored);
-        }
-    }
-    for (long i = 0; rc == 0 && i < count; i++) {
+    for (long i = 0; rc == 0 && i < o->warmup; i++) {
         for (int t = 0; rc == 0 && t < n; t++)
-            rc = timed_state(&targets[t].conn, targets[t].id, &targets[t].lat[i]);
+            rc = untimed_calls(&targets[t], 1);
+    }
+    for (long from = 0; rc == 0 && from < o->count; from += o->batch) {
+        long to = from + o->batch < o->count ? from + o->batch : o->count;
+        for (int t = 0; rc == 0 && t < n; t++) {
+            if (o->pause_us > 0)
+                pause_us(o->pause_us);
+            rc = untimed_calls(&targets[t], n > 1 ? o->settle : 0);
+            if (rc == 0)
+                rc = timed_calls(&targets[t], from, to);
+        }
     }
     if (rc != 0)
         return rc;
-    for (long i = 0; i < count; i++) {
-        for (int t = 0; t < n; t++)
-            printf("%d %" PRIu64 "\n", t, targets[t].lat[i]);
-    }
+    print_samples(targets, n, o);
     for (int t = 0; t < n; t++)
-        summarize(&targets[t], count);
+        summarize(&targets[t], o->count);
     return 0;
 }
 
@@ -301,9 +360,10 @@ static int run_connect(struct conn *c, const char *id)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: ttrpc-state-bench state COUNT WARMUP ADDRESS TASK_ID [ADDRESS TASK_ID ...]\n"
-            "       ttrpc-state-bench connect ADDRESS TASK_ID\n");
+    fprintf(stderr, "usage: ttrpc-state-bench state [-b BATCH] [-s SETTLE] [-p PAUSE_US] [-t] "
+                    "COUNT WARMUP ADDRESS TASK_ID "
+                    "[ADDRESS TASK_ID ...]\n"
+                    "       ttrpc-state-bench connect ADDRESS TASK_ID\n");
 }
 
 static long parse_count(const char *s, long max)
@@ -328,33 +388,63 @@ static int main_connect(const char *address, const char *id)
     return rc == 0 ? 0 : 1;
 }
 
+/* Options before COUNT: -b BATCH, -s SETTLE, -t (timestamps). Returns the
+ * index of COUNT in argv, or -1. */
+static int parse_state_opts(int argc, char **argv, struct state_opts *o)
+{
+    *o = (struct state_opts){.batch = 1};
+    int i = 2;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-t") == 0) {
+            o->timestamps = 1;
+        } else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) {
+            if ((o->batch = parse_count(argv[++i], 10000000)) <= 0)
+                return -1;
+        } else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) {
+            if ((o->pause_us = parse_count(argv[++i], 10000000)) < 0)
+                return -1;
+        } else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
+            if ((o->settle = parse_count(argv[++i], 10000000)) < 0)
+                return -1;
+        } else {
+            return -1;
+        }
+    }
+    if (i + 4 > argc || (argc - i - 2) % 2 != 0 || (argc - i - 2) / 2 > MAX_TARGETS ||
+        (o->count = parse_count(argv[i], 10000000)) <= 0 ||
+        (o->warmup = parse_count(argv[i + 1], 10000000)) < 0)
+        return -1;
+    return i;
+}
+
 static int main_state(int argc, char **argv)
 {
-    long count, warmup;
-    int n = (argc - 4) / 2;
-    if (argc < 6 || (argc - 4) % 2 != 0 || n > MAX_TARGETS ||
-        (count = parse_count(argv[2], 10000000)) <= 0 ||
-        (warmup = parse_count(argv[3], 10000000)) < 0) {
+    struct state_opts o;
+    int first = parse_state_opts(argc, argv, &o);
+    if (first < 0) {
         usage();
         return 2;
     }
+    int n = (argc - first - 2) / 2;
     struct target targets[MAX_TARGETS] = {0};
     int rc = 0;
     for (int t = 0; t < n; t++) {
         targets[t].conn = (struct conn){.fd = -1, .next_stream = 1, .body = malloc(MAX_BODY)};
-        targets[t].id = argv[5 + 2 * t];
-        targets[t].lat = calloc((size_t)count, sizeof(uint64_t));
-        if (!targets[t].conn.body || !targets[t].lat ||
-            (targets[t].conn.fd = dial(argv[4 + 2 * t])) < 0)
+        targets[t].id = argv[first + 3 + 2 * t];
+        targets[t].lat = calloc((size_t)o.count, sizeof(uint64_t));
+        targets[t].start = calloc((size_t)o.count, sizeof(uint64_t));
+        if (!targets[t].conn.body || !targets[t].lat || !targets[t].start ||
+            (targets[t].conn.fd = dial(argv[first + 2 + 2 * t])) < 0)
             rc = -1;
     }
     if (rc == 0)
-        rc = run_state(targets, n, count, warmup);
+        rc = run_state(targets, n, &o);
     for (int t = 0; t < n; t++) {
         if (targets[t].conn.fd >= 0)
             close(targets[t].conn.fd);
         free(targets[t].conn.body);
         free(targets[t].lat);
+        free(targets[t].start);
     }
     return rc == 0 ? 0 : 1;
 }

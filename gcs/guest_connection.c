@@ -1,5 +1,6 @@
 #include "gcs/guest_connection.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -74,7 +75,7 @@ struct gcs_guest_connection {
     bool negotiated;
     struct gcs_capabilities caps;
     char *runtime_os_type;
-    char read_buffer[READ_BUFFER_SIZE];
+    char read_buffer[READ_BUFFER_SIZE]; /* keep last: not cleared at allocation */
 };
 
 struct write_req {
@@ -611,9 +612,11 @@ int gcs_guest_connection_new(uv_loop_t *loop, uv_stream_t *bridge, struct gcs_tr
                              const struct gcs_guest_callbacks *callbacks, void *opaque,
                              struct gcs_guest_connection **out, shim_error_t **err)
 {
-    struct gcs_guest_connection *c = calloc(1, sizeof(*c));
+    struct gcs_guest_connection *c = malloc(sizeof(*c));
     if (c == NULL)
         return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    /* calloc would make the whole 64 KiB read buffer resident at idle */
+    memset(c, 0, offsetof(struct gcs_guest_connection, read_buffer));
     c->loop = loop;
     c->stdio = stdio;
     if (config != NULL)
@@ -917,7 +920,7 @@ int gcs_guest_call_raw(struct gcs_guest_connection *c, uint32_t type, const json
 struct output_reader {
     gcs_output_cb cb;
     void *opaque;
-    char buf[64 * 1024];
+    char buf[64 * 1024]; /* keep last: not cleared at allocation */
 };
 
 static void output_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -953,7 +956,9 @@ static void output_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 int gcs_output_start(uv_stream_t *stream, gcs_output_cb cb, void *opaque, shim_error_t **err)
 {
-    struct output_reader *r = calloc(1, sizeof(*r));
+    struct output_reader *r = malloc(sizeof(*r));
+    if (r != NULL)
+        memset(r, 0, offsetof(struct output_reader, buf));
     if (r == NULL) {
         gcs_stream_close(stream);
         return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");

@@ -92,7 +92,7 @@ windows: $(WIN_DEPS_STAMP) $(PROTO_STAMP)
 WIN_UNIT_TESTS := log sha256 ttrpc_frame ttrpc_client ttrpc_server gcs_frame gcs_msg \
 	win_ttrpc_pipe oci_annotations oci_lcow_spec uvm_lcow_doc uvm_wcow_doc hcs_argon \
 	hcs_modify hcs_stats win_hcs win_hvsock shim_cli shim_options shim_events win_shim_start \
-	win_shim_stdio win_uvm strbuf gcs_guest_connection gcs_mux
+	win_shim_stdio win_uvm common_strbuf gcs_guest_connection gcs_mux
 WIN_TEST_MODULES := common ttrpc gcs oci hcs uvm shim
 # Linux-only by nature: gcs_agent_*, gcs_transport (unix-dir, fdpair, vsock),
 # gcs_mux_agent/_device, hcs_qmp, hcs_qemu_*, shim_bundle/start/stdio

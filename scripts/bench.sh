@@ -17,7 +17,10 @@
 # sample), profile.md (perf/smaps findings for missed targets). The README
 # section between <!-- bench:start --> and <!-- bench:end --> gets the table.
 #
-# Knobs: BENCH_RUN_ROUNDS (11), BENCH_STATE_CALLS (2000), BENCH_RELAY_ROUNDS (9),
+# Knobs: BENCH_RUN_ROUNDS (11), BENCH_STATE_CALLS (10000 per shim, in BENCH_STATE_ROUNDS
+# (10) rounds; p99 = median of the rounds' p99s), BENCH_STATE_BATCH
+# (100: consecutive calls to one shim), BENCH_STATE_CALLS_CBC (2000: the extra
+# call-by-call run), BENCH_RELAY_ROUNDS (9),
 # BENCH_RELAY_MIB (1024), BENCH_MEM_ROUNDS (5), BENCH_DENSITY_N (50),
 # BENCH_DENSITY_ROUNDS (3), BENCH_HV_BOOT_ROUNDS (3), BENCH_HV_ECHO_ROUNDS (3),
 # BENCH_HV_MEM_ROUNDS (3), BENCH_HV_POD_N (20 containers in the pod, sandbox
@@ -29,6 +32,11 @@
 # this keeps `make bench` under 15 min), BENCH_PROFILE (1 = perf profile of our shim),
 # BENCH_README (1 = update README.md), BENCH_OUT (build/bench), BENCH_SHIM_DIR (where
 # containerd-shim-runhcs-v1 and gcs are, build/bin).
+#
+# One or a few rows: BENCH_ONLY="memory state" runs only those measurements
+# (words: memory echo state relay density hypervisor) into build/bench-only/
+# (BENCH_OUT to change) and never touches README.md; e.g.
+#   make -j2 all build/bench/bin/ttrpc-state-bench && BENCH_ONLY=state scripts/bench.sh
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,8 +47,10 @@ BENCH_BIN=$REPO_ROOT/build/bench/bin
 OUT=${BENCH_OUT:-$REPO_ROOT/build/bench}
 RAW=$OUT/raw
 RUN_ROUNDS=${BENCH_RUN_ROUNDS:-11}
-STATE_CALLS=${BENCH_STATE_CALLS:-2000}
-STATE_BLOCKS=4
+STATE_CALLS=${BENCH_STATE_CALLS:-10000}
+STATE_ROUNDS=${BENCH_STATE_ROUNDS:-10}
+STATE_BATCH=${BENCH_STATE_BATCH:-100}
+STATE_CALLS_CBC=${BENCH_STATE_CALLS_CBC:-2000}
 RELAY_ROUNDS=${BENCH_RELAY_ROUNDS:-9}
 RELAY_MIB=${BENCH_RELAY_MIB:-1024}
 MEM_ROUNDS=${BENCH_MEM_ROUNDS:-5}
@@ -55,6 +65,12 @@ HV_SETTLE_S=${BENCH_HV_SETTLE_S:-5}
 BUDGET_S=${BENCH_BUDGET_S:-720}
 HARD_LIMIT_S=${BENCH_HARD_LIMIT_S:-840}
 PROFILE=${BENCH_PROFILE:-1}
+BENCH_ONLY=${BENCH_ONLY:-}
+if [ -n "$BENCH_ONLY" ]; then
+  OUT=${BENCH_OUT:-$REPO_ROOT/build/bench-only}
+  RAW=$OUT/raw
+  export BENCH_README=0 # a partial run never replaces the README's table
+fi
 NS=bench
 IMAGE=localhost/busybox:test
 
@@ -96,9 +112,14 @@ HV_BOOT_DIR=$RAW/LinuxBootFiles
 HV_PREREQ_REASON=""
 HV_BOOT_REASON=""
 UVM_RUN=""
+if ! bench_wanted hypervisor; then
+  HV_PREREQ_REASON="skipped: BENCH_ONLY=$BENCH_ONLY"
+fi
 BOOT_SRC=${BENCH_BOOT_DIR:-$BIN_DIR/../LinuxBootFiles}
 [ -r "$BOOT_SRC/kernel" ] || BOOT_SRC=$REPO_ROOT/build/LinuxBootFiles
-if ! command -v qemu-system-x86_64 >/dev/null; then
+if [ -n "$HV_PREREQ_REASON" ]; then
+  :
+elif ! command -v qemu-system-x86_64 >/dev/null; then
   HV_PREREQ_REASON="qemu-system-x86_64 not installed (make deps)"
 elif ! command -v mkfs.ext4 >/dev/null; then
   HV_PREREQ_REASON="mkfs.ext4 not installed"
@@ -157,12 +178,11 @@ HV_REASON="n/a (UVM not probed)"
 HV_ACCEL=""
 bench_probe_hypervisor
 
-bench_memory
-bench_echo
-bench_state
-bench_relay
-bench_density
-bench_hypervisor
+for part in memory echo state relay density hypervisor; do
+  if bench_wanted "$part"; then
+    "bench_$part"
+  fi
+done
 
 bench_report
 log "bench: done in $((SECONDS - T0)) s; $OUT/results.md, $OUT/results.png"

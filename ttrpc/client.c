@@ -9,6 +9,7 @@
 #include "ttrpc/ttrpc.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ struct client_conn {
     bool closing;
     int fail_code; /* how calls still in the list end */
     char fail_message[256];
-    uint8_t read_buf[READ_BUFFER_SIZE];
+    uint8_t read_buf[READ_BUFFER_SIZE]; /* keep last: not cleared at allocation */
 };
 
 struct client_call {
@@ -318,9 +319,12 @@ static struct client_conn *client_connection(ttrpc_client_t *client)
 {
     if (client->conn != NULL)
         return client->conn;
-    struct client_conn *conn = calloc(1, sizeof(*conn));
+    /* Zeroes everything but the read buffer: calloc would clear (and so make
+     * resident) all 64 KiB of it, where a read of a small response touches one page. */
+    struct client_conn *conn = malloc(sizeof(*conn));
     if (conn == NULL)
         return NULL;
+    memset(conn, 0, offsetof(struct client_conn, read_buf));
     uv_pipe_init(client->loop, &conn->pipe, 0);
     conn->pipe.data = conn;
     conn->client = client;

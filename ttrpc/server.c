@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ struct conn {
     int refs; /* 1 for the open handle + 1 per unfinished call */
     bool closing;
     bool read_paused;
-    uint8_t read_buf[READ_BUFFER_SIZE];
+    uint8_t read_buf[READ_BUFFER_SIZE]; /* keep last: not cleared at allocation */
 };
 
 struct ttrpc_call {
@@ -493,6 +494,16 @@ static void conn_resume_reading(struct conn *conn)
     uv_read_start((uv_stream_t *)&conn->pipe, on_alloc, on_read);
 }
 
+/* Zeroes everything but the read buffer: calloc would clear (and so make
+ * resident) all 64 KiB of it, where a read of a small request touches one page. */
+static struct conn *conn_alloc(void)
+{
+    struct conn *conn = malloc(sizeof(*conn));
+    if (conn != NULL)
+        memset(conn, 0, offsetof(struct conn, read_buf));
+    return conn;
+}
+
 static void on_connection(uv_stream_t *listener_stream, int status)
 {
     struct listener *listener = listener_stream->data;
@@ -502,7 +513,7 @@ static void on_connection(uv_stream_t *listener_stream, int status)
         log_warn("ttrpc: accept: %s", uv_strerror(status));
         return;
     }
-    struct conn *conn = calloc(1, sizeof(*conn));
+    struct conn *conn = conn_alloc();
     if (conn == NULL)
         return; /* the pending connection stays in the backlog */
     uv_pipe_init(server->loop, &conn->pipe, 0);
