@@ -1,7 +1,12 @@
 /* A Linux utility VM: a compute system (hcs/compute.h) running our guest
- * agent, with the GCS bridge connected and negotiated, process stdio
- * multiplexed over the `stdio` virtio-serial port (gcs/mux.h), and SCSI disks
- * attached and mounted in the guest with reference counts.
+ * agent, with the GCS bridge connected and negotiated, process stdio on the
+ * channel's transport, and SCSI disks attached and mounted in the guest with
+ * reference counts.
+ *
+ * How the host reaches the agent is platform code behind uvm/channel.h: on
+ * Linux (QEMU) the "gcs" and "stdio" virtio-serial ports (stdio multiplexed,
+ * gcs/mux.h); on Windows (HCS) hvsock listeners made before the start, the
+ * guest dialing in. Everything else here is shared (uvm/uvm.c).
  *
  * Lifecycle: uvm_create (nothing runs) -> uvm_start (VM boots; the callback
  * runs once the agent answered NegotiateProtocol, or with an error after the
@@ -27,6 +32,7 @@
 #include "oci/annotations.h"
 
 struct uvm;
+struct uvm_channel;
 
 #define UVM_DEFAULT_BOOT_TIMEOUT_MS 60000u
 
@@ -43,6 +49,12 @@ struct uvm_config {
     struct hcs_backend_options backend;
     uint64_t boot_timeout_ms; /* start -> agent ready; 0 = UVM_DEFAULT_BOOT_TIMEOUT_MS */
     uint64_t rpc_timeout_ms;  /* bridge calls; 0 = the connection's default */
+    /* Optional (tests, special hosts); both are taken over, also on error:
+     * an already created compute system (document and backend are then
+     * ignored; e.g. hcs_system_create_with_api with a fake table) and the
+     * channel to the agent (NULL = uvm_channel_platform_new). */
+    hcs_system_t *system;
+    struct uvm_channel *channel;
 };
 
 typedef void (*uvm_done_cb)(void *opaque, const shim_error_t *err);
@@ -56,7 +68,7 @@ int uvm_start(struct uvm *u, uvm_done_cb cb, void *opaque, shim_error_t **err);
 /* The bridge connection; NULL before the start finished or after a loss. */
 struct gcs_guest_connection *uvm_guest(struct uvm *u);
 const char *uvm_id(const struct uvm *u);
-/* PID of the VM process (QEMU), 0 if none. */
+/* PID of the VM process (QEMU), 0 if none (HCS reports none). */
 int uvm_vm_pid(struct uvm *u);
 bool uvm_running(const struct uvm *u);
 bool uvm_paused(const struct uvm *u);
@@ -74,7 +86,7 @@ int uvm_disk_remove(struct uvm *u, const char *host_path, uvm_done_cb cb, void *
 /* Number of references on a disk (0 = not attached). */
 int uvm_disk_refs(const struct uvm *u, const char *host_path);
 
-/* Freezes / thaws the whole VM (QMP stop / cont). */
+/* Freezes / thaws the whole VM (QMP stop / cont; Unimplemented on HCS so far). */
 int uvm_pause(struct uvm *u, uvm_done_cb cb, void *opaque, shim_error_t **err);
 int uvm_resume(struct uvm *u, uvm_done_cb cb, void *opaque, shim_error_t **err);
 
@@ -89,10 +101,13 @@ int uvm_reaped(struct uvm *u, int pid, int wait_status);
  * closed; pending callbacks are dropped. Safe inside any callback. */
 void uvm_close(struct uvm *u);
 
-/* ---- helpers (uvm/uvm_setup.c) ----------------------------------------------------------- */
+/* ---- helpers (uvm/unix/setup.c, uvm/win/setup.c) ---------------------------------------- */
 
 /* Default LinuxBootFiles directory: <dir of our binary>/LinuxBootFiles, else
- * <dir of our binary>/../LinuxBootFiles; NULL if neither has a `kernel`. */
+ * <dir of our binary>/../LinuxBootFiles; NULL if neither has a `kernel`.
+ * Windows: <dir of our binary>\LinuxBootFiles, else <dir of our binary>,
+ * else %ProgramFiles%\Linux Containers (hcsshim's default); NULL if none
+ * has a `kernel` (or `vmlinux`). */
 char *uvm_default_boot_files_path(void);
 
 /* The LCOW UVM document for a sandbox spec (io.microsoft.virtualmachine.*
@@ -103,7 +118,8 @@ char *uvm_document_for_spec(const json_t *spec, const runhcs_options *opts, cons
                             shim_error_t **err);
 
 /* Builds an ext4 image at `image` holding a copy of directory `rootfs`
- * (mkfs.ext4 -d; sparse, sized from the tree plus headroom). Synchronous. */
+ * (mkfs.ext4 -d; sparse, sized from the tree plus headroom). Synchronous.
+ * Windows: RPC_UNIMPLEMENTED (layers come as VHDs there). */
 int uvm_rootfs_image_build(const char *rootfs, const char *image, shim_error_t **err);
 
 /* The OCI spec a container gets in the UVM (oci_lcow_container_spec) with

@@ -510,6 +510,33 @@ int hcs_system_properties(hcs_system_t *sys, json_t **out, shim_error_t **err)
     return 0;
 }
 
+/* Not wired to HcsPauseComputeSystem / HcsResumeComputeSystem yet (they are
+ * not in struct hcs_api). */
+int hcs_system_pause(hcs_system_t *sys, hcs_done_cb cb, void *opaque, shim_error_t **err)
+{
+    (void)cb;
+    (void)opaque;
+    return error_set(err, RPC_UNIMPLEMENTED, "pausing compute system \"%s\" is not supported",
+                     sys->id);
+}
+
+int hcs_system_resume(hcs_system_t *sys, hcs_done_cb cb, void *opaque, shim_error_t **err)
+{
+    (void)cb;
+    (void)opaque;
+    return error_set(err, RPC_UNIMPLEMENTED, "resuming compute system \"%s\" is not supported",
+                     sys->id);
+}
+
+/* No child processes on Windows: the VM belongs to HCS. */
+int hcs_system_reaped(hcs_system_t *sys, int pid, int wait_status)
+{
+    (void)sys;
+    (void)pid;
+    (void)wait_status;
+    return 0;
+}
+
 const char *hcs_system_id(const hcs_system_t *sys)
 {
     return sys->id;

@@ -4,7 +4,9 @@
  * for process isolation); at Create it is copied into an ext4 image
  * (mkfs.ext4 -d, ~15-60 ms for busybox), hot-added on SCSI and mounted in
  * the guest; the container's root.path points there and its writes stay in
- * the image, which is detached and deleted with the container. */
+ * the image, which is detached and deleted with the container. Booting,
+ * waiters, loss, pause and close are shared with Windows
+ * (shim/host_uvm_common.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -19,21 +21,9 @@
 
 #include "common/log.h"
 #include "gcs/bridge_msg.h"
-#include "shim/host.h"
-#include "uvm/uvm.h"
+#include "shim/host_uvm_common.h"
 
 #define UVM_RUN_ROOT "/run/runhcs-uvm"
-#define UVM_BOOT_TIMEOUT_ENV "SHIM_UVM_BOOT_TIMEOUT_MS"
-/* Our extension (not hcsshim's): the boot timeout of the pod's UVM. */
-#define UVM_BOOT_TIMEOUT_ANNOTATION "io.runhcs.uvm.boot-timeout-ms"
-
-struct waiter {
-    struct waiter *next;
-    struct uvm_host *h;
-    shim_host_ready_fn cb;
-    void *arg;
-    uv_timer_t timer; /* an answer when the VM was already up */
-};
 
 struct ctr {
     struct ctr *next;
@@ -52,51 +42,29 @@ struct ctr {
 };
 
 struct uvm_host {
-    struct shim_host base;
-    uv_loop_t *loop;
-    struct shim_host_callbacks cbs;
-    void *opaque;
-    char *owner_id;
-    char *run_dir; /* UVM_RUN_ROOT/uvm-XXXXXX: owner pid, VM sockets, rootfs images */
-    char *document;
-    struct uvm *uvm;
-    bool started, failed, closing;
-    char *failure;
-    uint64_t boot_timeout_ms;
-    struct waiter *waiters;
+    struct shim_uvm_host common; /* first: the shim_host */
+    char *run_dir;               /* UVM_RUN_ROOT/uvm-XXXXXX: owner pid, VM sockets, rootfs images */
+    char vm_dir[PATH_MAX];
     struct ctr *ctrs;
-    shim_host_closed_fn closed_cb;
-    void *closed_arg;
-    int pending; /* our timers and the terminate callback; uvm operation callbacks
-                    never run after uvm_close, which comes before the free */
 };
-
-static void host_maybe_free(struct uvm_host *h);
 
 static struct uvm_host *host_of(struct shim_host *h)
 {
     return (struct uvm_host *)h;
 }
 
-/* ---- boot ------------------------------------------------------------------------------------ */
-
-static void answer_waiters(struct uvm_host *h, const shim_error_t *err)
+static void host_maybe_free(struct uvm_host *h)
 {
-    struct waiter *w = h->waiters;
-    h->waiters = NULL;
-    while (w) {
-        struct waiter *next = w->next;
-        w->cb(w->arg, err ? NULL : uvm_guest(h->uvm), err);
-        free(w);
-        w = next;
-    }
+    shim_uvm_host_maybe_free(&h->common);
 }
+
+/* ---- boot ------------------------------------------------------------------------------------ */
 
 /* The VM's console tail into the shim's log: the run directory (and the log
  * in it) goes away with the host. */
 static void log_vm_console(struct uvm_host *h)
 {
-    const char *path = h->uvm ? uvm_log_path(h->uvm) : NULL;
+    const char *path = h->common.uvm ? uvm_log_path(h->common.uvm) : NULL;
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f)
         return;
@@ -108,53 +76,29 @@ static void log_vm_console(struct uvm_host *h)
     for (size_t i = n > 20 ? n - 20 : 0; i < n; i++) {
         char *l = lines[i % 20];
         l[strcspn(l, "\r\n")] = '\0';
-        log_fields(LOG_LEVEL_WARN, "utility VM console", "id", h->owner_id, "line", l, NULL);
+        log_fields(LOG_LEVEL_WARN, "utility VM console", "id", h->common.owner_id, "line", l, NULL);
     }
 }
 
-static void on_uvm_started(void *opaque, const shim_error_t *err)
+static void on_uvm_started(struct shim_uvm_host *common, const shim_error_t *err)
 {
-    struct uvm_host *h = opaque;
-    if (err) {
-        h->failed = true;
-        free(h->failure);
-        h->failure = strdup(err->msg);
-        log_fields(LOG_LEVEL_ERROR, "utility VM failed to start", "id", h->owner_id, "error",
-                   err->msg, "vm_log", uvm_log_path(h->uvm), NULL);
+    struct uvm_host *h = (struct uvm_host *)common;
+    if (err)
         log_vm_console(h);
-    } else {
-        log_fields(LOG_LEVEL_INFO, "utility VM ready", "id", h->owner_id, NULL);
-    }
-    if (h->uvm && uvm_vm_pid(h->uvm) > 0) {
+    if (common->uvm && uvm_vm_pid(common->uvm) > 0) {
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/vm.pid", h->run_dir);
         FILE *f = fopen(path, "w");
         if (f) {
-            fprintf(f, "%d\n", uvm_vm_pid(h->uvm));
+            fprintf(f, "%d\n", uvm_vm_pid(common->uvm));
             fclose(f);
         }
     }
-    answer_waiters(h, err);
 }
 
-static void on_uvm_lost(void *opaque, const shim_error_t *err)
+static void on_uvm_lost(struct shim_uvm_host *common)
 {
-    struct uvm_host *h = opaque;
-    h->failed = true;
-    free(h->failure);
-    h->failure = strdup(err ? err->msg : "utility VM lost");
-    log_fields(LOG_LEVEL_ERROR, "utility VM lost", "id", h->owner_id, "error", h->failure, "vm_log",
-               uvm_log_path(h->uvm), NULL);
-    log_vm_console(h);
-    if (h->cbs.lost && !h->closing)
-        h->cbs.lost(h->opaque, h->failure);
-}
-
-static void on_container_exit(void *opaque, const struct gcs_container_notification *n)
-{
-    struct uvm_host *h = opaque;
-    if (h->cbs.container_exit && !h->closing)
-        h->cbs.container_exit(h->opaque, n->base.container_id);
+    log_vm_console((struct uvm_host *)common);
 }
 
 static int write_owner(const char *dir)
@@ -242,100 +186,22 @@ static int make_run_dir(struct uvm_host *h, shim_error_t **err)
     return 0;
 }
 
-/* Annotation, else environment, else the default. */
-static uint64_t boot_timeout_ms(const json_t *spec)
+static int configure(struct shim_uvm_host *common, struct uvm_config *cfg, shim_error_t **err)
 {
-    const char *v = json_string_value(
-        json_object_get(json_object_get(spec, "annotations"), UVM_BOOT_TIMEOUT_ANNOTATION));
-    if (!v)
-        v = getenv(UVM_BOOT_TIMEOUT_ENV);
-    unsigned long long ms = v ? strtoull(v, NULL, 10) : 0;
-    return ms ? ms : UVM_DEFAULT_BOOT_TIMEOUT_MS;
-}
-
-static int boot(struct uvm_host *h, shim_error_t **err)
-{
-    char vm_dir[PATH_MAX];
-    snprintf(vm_dir, sizeof(vm_dir), "%s/vm", h->run_dir);
-    if (mkdir(vm_dir, 0700) < 0 && errno != EEXIST)
-        return error_set_errno(err, RPC_INTERNAL, errno, "mkdir %s", vm_dir);
-    char id[300];
-    snprintf(id, sizeof(id), "%s@vm", h->owner_id);
-    struct uvm_config cfg = {
-        .id = id, .document = h->document, .boot_timeout_ms = h->boot_timeout_ms};
-    cfg.backend.run_dir = vm_dir;
-    cfg.backend.extra_kernel_args = getenv("SHIM_UVM_KERNEL_ARGS"); /* debugging, fault tests */
-    struct uvm_callbacks cbs = {.lost = on_uvm_lost, .container_exit = on_container_exit};
-    if (uvm_create(h->loop, &cfg, &cbs, h, &h->uvm, err) < 0)
+    struct uvm_host *h = (struct uvm_host *)common;
+    if (!h->run_dir && make_run_dir(h, err) < 0)
         return -1;
-    log_fields(LOG_LEVEL_INFO, "starting utility VM", "id", id, "run_dir", h->run_dir, NULL);
-    return uvm_start(h->uvm, on_uvm_started, h, err);
-}
-
-static void ready_timer_closed(uv_handle_t *handle)
-{
-    struct waiter *w = handle->data;
-    struct uvm_host *h = w->h;
-    free(w);
-    h->pending--;
-    host_maybe_free(h);
-}
-
-static void on_ready_timer(uv_timer_t *t)
-{
-    struct waiter *w = t->data;
-    struct uvm_host *h = w->h;
-    struct gcs_guest_connection *c = h->uvm && !h->closing ? uvm_guest(h->uvm) : NULL;
-    shim_error_t *e = NULL;
-    if (!c)
-        error_set(&e, RPC_UNAVAILABLE, "utility VM: %s",
-                  h->closing   ? "shutting down"
-                  : h->failure ? h->failure
-                               : "gone");
-    w->cb(w->arg, c, e);
-    error_free(e);
-    uv_close((uv_handle_t *)&w->timer, ready_timer_closed);
-}
-
-static int host_get(struct shim_host *base, shim_host_ready_fn cb, void *arg, shim_error_t **err)
-{
-    struct uvm_host *h = host_of(base);
-    if (h->closing)
-        return error_set(err, RPC_FAILED_PRECONDITION, "the utility VM is shutting down");
-    if (h->failed)
-        return error_set(err, RPC_UNAVAILABLE, "utility VM: %s", h->failure);
-    struct waiter *w = calloc(1, sizeof(*w));
-    if (!w)
-        return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
-    w->h = h;
-    w->cb = cb;
-    w->arg = arg;
-    if (!h->started) {
-        if ((!h->run_dir && make_run_dir(h, err) < 0) || boot(h, err) < 0) {
-            free(w);
-            h->failed = true;
-            free(h->failure);
-            h->failure = strdup(*err ? (*err)->msg : "cannot start the utility VM");
-            return -1;
-        }
-        h->started = true;
-    }
-    if (uvm_guest(h->uvm)) {
-        uv_timer_init(h->loop, &w->timer);
-        w->timer.data = w;
-        uv_timer_start(&w->timer, on_ready_timer, 0, 0);
-        h->pending++;
-        return 0;
-    }
-    w->next = h->waiters;
-    h->waiters = w;
+    snprintf(h->vm_dir, sizeof(h->vm_dir), "%s/vm", h->run_dir);
+    if (mkdir(h->vm_dir, 0700) < 0 && errno != EEXIST)
+        return error_set_errno(err, RPC_INTERNAL, errno, "mkdir %s", h->vm_dir);
+    cfg->backend.run_dir = h->vm_dir;
+    cfg->backend.extra_kernel_args = getenv("SHIM_UVM_KERNEL_ARGS"); /* debugging, fault tests */
     return 0;
 }
 
-static struct gcs_guest_connection *host_connection(const struct shim_host *base)
+static const char *run_dir_of(const struct shim_uvm_host *common)
 {
-    const struct uvm_host *h = (const struct uvm_host *)base;
-    return h->uvm ? uvm_guest(h->uvm) : NULL;
+    return ((const struct uvm_host *)common)->run_dir;
 }
 
 /* ---- containers -------------------------------------------------------------------------- */
@@ -398,8 +264,8 @@ static int remove_disk(struct ctr *c)
 {
     struct uvm_host *h = c->h;
     shim_error_t *e = NULL;
-    if (!h->closing && h->uvm && uvm_guest(h->uvm) &&
-        uvm_disk_remove(h->uvm, c->image, on_disk_removed, c, &e) == 0)
+    if (!h->common.closing && h->common.uvm && uvm_guest(h->common.uvm) &&
+        uvm_disk_remove(h->common.uvm, c->image, on_disk_removed, c, &e) == 0)
         return 0;
     error_free(e);
     return -1;
@@ -410,7 +276,7 @@ static void on_disk_added(void *opaque, const shim_error_t *err, const char *gue
     struct ctr *c = opaque;
     struct uvm_host *h = c->h;
     c->disk_pending = false;
-    if (h->closing) { /* the VM is being terminated; close frees c */
+    if (h->common.closing) { /* the VM is being terminated; close frees c */
         shim_error_t *e = NULL;
         error_set(&e, RPC_UNAVAILABLE, "the utility VM is shutting down");
         if (c->cb)
@@ -456,7 +322,7 @@ static int host_prepare(struct shim_host *base, const struct shim_host_container
                         shim_host_config_fn cb, void *arg, shim_error_t **err)
 {
     struct uvm_host *h = host_of(base);
-    if (!h->uvm || !uvm_guest(h->uvm))
+    if (!h->common.uvm || !uvm_guest(h->common.uvm))
         return error_set(err, RPC_UNAVAILABLE, "the utility VM is not running");
     if (ctr_find(h, ci->id))
         return error_set(err, RPC_ALREADY_EXISTS, "container %s already has a rootfs", ci->id);
@@ -477,7 +343,7 @@ static int host_prepare(struct shim_host *base, const struct shim_host_container
     h->ctrs = c;
     uint64_t t0 = uv_hrtime();
     if (uvm_rootfs_image_build(ci->rootfs_dir, c->image, err) < 0 ||
-        uvm_disk_add(h->uvm, c->image, false, on_disk_added, c, err) < 0) {
+        uvm_disk_add(h->common.uvm, c->image, false, on_disk_added, c, err) < 0) {
         c->cb = NULL;
         ctr_free(h, c);
         return -1;
@@ -511,48 +377,6 @@ static int host_release(struct shim_host *base, const char *id, const char *bund
     return 0;
 }
 
-/* ---- pause --------------------------------------------------------------------------------- */
-
-struct pause_ctx {
-    struct uvm_host *h;
-    shim_host_done_fn cb;
-    void *arg;
-};
-
-static void on_paused(void *opaque, const shim_error_t *err)
-{
-    struct pause_ctx *x = opaque;
-    x->cb(x->arg, err);
-    free(x);
-}
-
-static int host_pause(struct shim_host *base, const char *id, bool pause, shim_host_done_fn cb,
-                      void *arg, shim_error_t **err)
-{
-    struct uvm_host *h = host_of(base);
-    if (!h->uvm || !uvm_guest(h->uvm))
-        return error_set(err, RPC_FAILED_PRECONDITION, "the utility VM is not running");
-    if (ctr_count(h) > 1)
-        return error_set(err, RPC_UNIMPLEMENTED,
-                         "%s: pausing one container of a shared utility VM is not supported", id);
-    struct pause_ctx *x = calloc(1, sizeof(*x));
-    if (!x)
-        return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
-    *x = (struct pause_ctx){.h = h, .cb = cb, .arg = arg};
-    int rc = pause ? uvm_pause(h->uvm, on_paused, x, err) : uvm_resume(h->uvm, on_paused, x, err);
-    if (rc < 0) {
-        free(x);
-        return -1;
-    }
-    return 0;
-}
-
-static bool host_child_exited(struct shim_host *base, pid_t pid, int wait_status)
-{
-    struct uvm_host *h = host_of(base);
-    return h->uvm && uvm_reaped(h->uvm, (int)pid, wait_status) == 1;
-}
-
 /* ---- close --------------------------------------------------------------------------------- */
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -563,104 +387,57 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path) < 0 ? 0 : 0;
 }
 
-static void host_maybe_free(struct uvm_host *h)
+static size_t containers(const struct shim_uvm_host *common)
 {
-    if (!h->closing || h->pending > 0 || h->uvm)
-        return;
+    return ctr_count((const struct uvm_host *)common);
+}
+
+static void destroy(struct shim_uvm_host *common)
+{
+    struct uvm_host *h = (struct uvm_host *)common;
     while (h->ctrs)
         ctr_free(h, h->ctrs);
     if (h->run_dir)
         nftw(h->run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    shim_host_closed_fn done = h->closed_cb;
-    void *arg = h->closed_arg;
     free(h->run_dir);
-    free(h->document);
-    free(h->owner_id);
-    free(h->failure);
-    free(h);
-    if (done)
-        done(arg);
 }
 
-static void on_terminated(void *opaque, const shim_error_t *err)
-{
-    struct uvm_host *h = opaque;
-    (void)err;
-    h->pending--;
-    log_fields(LOG_LEVEL_INFO, "utility VM stopped", "id", h->owner_id, NULL);
-    uvm_close(h->uvm);
-    h->uvm = NULL;
-    host_maybe_free(h);
-}
-
-static void host_close(struct shim_host *base, shim_host_closed_fn done, void *arg)
-{
-    struct uvm_host *h = host_of(base);
-    if (h->closing)
-        return;
-    h->closing = true;
-    h->closed_cb = done;
-    h->closed_arg = arg;
-    shim_error_t *e = NULL;
-    shim_error_t *gone = NULL;
-    error_set(&gone, RPC_UNAVAILABLE, "the shim is shutting down");
-    struct waiter *w = h->waiters;
-    h->waiters = NULL;
-    while (w) {
-        struct waiter *next = w->next;
-        w->cb(w->arg, NULL, gone);
-        free(w);
-        w = next;
-    }
-    error_free(gone);
-    if (h->uvm) {
-        if (uvm_terminate(h->uvm, on_terminated, h, &e) == 0) {
-            h->pending++;
-            return;
-        }
-        error_free(e);
-        uvm_close(h->uvm);
-        h->uvm = NULL;
-    }
-    host_maybe_free(h);
-}
+static const struct shim_uvm_host_hooks qemu_hooks = {
+    .configure = configure,
+    .run_dir = run_dir_of,
+    .started = on_uvm_started,
+    .lost = on_uvm_lost,
+    .containers = containers,
+    .destroy = destroy,
+};
 
 static const struct shim_host_ops uvm_host_ops = {
-    .get = host_get,
-    .connection = host_connection,
+    .get = shim_uvm_host_get,
+    .connection = shim_uvm_host_connection,
     .prepare = host_prepare,
     .release = host_release,
-    .pause = host_pause,
-    .child_exited = host_child_exited,
-    .close = host_close,
+    .pause = shim_uvm_host_pause,
+    .child_exited = shim_uvm_host_child_exited,
+    .close = shim_uvm_host_close,
 };
 
 int shim_host_uvm_new(uv_loop_t *loop, const struct shim_host_uvm_config *cfg,
                       const struct shim_host_callbacks *cbs, void *opaque, struct shim_host **out,
                       shim_error_t **err)
 {
-    char *boot_path = uvm_default_boot_files_path();
-    char *doc =
-        uvm_document_for_spec(cfg->spec, cfg->options, cfg->owner_id, "containerd-shim-runhcs-v1",
-                              cfg->debug ? "debug" : "info",
-                              boot_path ? boot_path : "/usr/share/runhcs/LinuxBootFiles", err);
-    free(boot_path);
-    if (!doc)
-        return -1;
     struct uvm_host *h = calloc(1, sizeof(*h));
-    if (!h || !(h->owner_id = strdup(cfg->owner_id))) {
-        free(h);
-        free(doc);
+    if (!h)
         return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    char *boot_path = uvm_default_boot_files_path();
+    int rc = shim_uvm_host_init(&h->common, loop, cfg,
+                                boot_path ? boot_path : "/usr/share/runhcs/LinuxBootFiles",
+                                &qemu_hooks, cbs, opaque, err);
+    free(boot_path);
+    if (rc < 0) {
+        free(h);
+        return -1;
     }
-    h->base.ops = &uvm_host_ops;
-    h->base.kind = SHIM_HOST_HYPERVISOR;
-    h->loop = loop;
-    h->document = doc;
-    h->boot_timeout_ms = boot_timeout_ms(cfg->spec);
-    if (cbs)
-        h->cbs = *cbs;
-    h->opaque = opaque;
-    *out = &h->base;
+    h->common.base.ops = &uvm_host_ops;
+    *out = &h->common.base;
     return 0;
 }

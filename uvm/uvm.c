@@ -1,5 +1,7 @@
 /* Linux utility VM lifecycle on top of the compute service (hcs/compute.h)
- * and the GCS host connection (gcs/guest_connection.h). See uvm/uvm.h. */
+ * and the GCS host connection (gcs/guest_connection.h), shared by every
+ * platform; how the host reaches the agent is the channel's job
+ * (uvm/channel.h). See uvm/uvm.h. */
 #include "uvm/uvm.h"
 
 #include <stdio.h>
@@ -8,10 +10,9 @@
 
 #include "common/log.h"
 #include "gcs/bridge_msg.h"
-#include "gcs/mux.h"
-#include "gcs/transport.h"
+#include "hcs/doc_modify.h"
+#include "uvm/channel.h"
 
-#define SCSI_CONTROLLER0 "df6d0690-79e5-55b6-a5ec-c1e2f77f580a"
 #define SCSI_LUNS 64
 
 enum uvm_phase { PHASE_CREATED, PHASE_STARTING, PHASE_RUNNING, PHASE_FAILED };
@@ -39,7 +40,6 @@ struct uvm {
     char *id;
     char *document;
     struct hcs_backend_options backend;
-    char *run_dir;
     uint64_t boot_timeout_ms, rpc_timeout_ms;
     struct uvm_callbacks cbs;
     void *opaque;
@@ -49,10 +49,8 @@ struct uvm {
     void *start_opaque;
     uint64_t t_start;
     uv_timer_t *boot_timer;
-    uv_pipe_t *stdio_pipe;
-    uv_connect_t stdio_connect;
-    struct gcs_transport *bridge_transport; /* unix-dir: connects the "gcs" port */
-    struct gcs_transport *stdio_transport;  /* mux over the "stdio" port */
+    struct uvm_channel *channel; /* how the host reaches the agent; NULL once dropped */
+    bool channel_connecting;     /* connect accepted, ready callback due */
     struct gcs_guest_connection *conn;
     struct uvm_disk *disks;
     bool lun_used[SCSI_LUNS];
@@ -61,7 +59,7 @@ struct uvm {
     bool closed;
     int pending; /* handles/callbacks that still reference u */
     int vm_pid;
-    bool awaiting_exit;  /* closed while the VM ran: freed after its exit */
+    bool awaiting_exit;  /* closed while the VM ran: the system is closed after its exit */
     uvm_done_cb term_cb; /* uvm_terminate */
     void *term_opaque;
     uv_timer_t *term_timer;
@@ -87,14 +85,14 @@ static void drop_connections(struct uvm *u)
         u->conn = NULL;
     }
     /* The connection may still use the stdio transport until its handles
-     * close; the mux fails its streams once the link closes, which is safe. */
-    if (u->stdio_transport) {
-        gcs_transport_destroy(u->stdio_transport);
-        u->stdio_transport = NULL;
-    }
-    if (u->bridge_transport) {
-        gcs_transport_destroy(u->bridge_transport);
-        u->bridge_transport = NULL;
+     * close; the channel's transports fail their streams, which is safe. */
+    if (u->channel) {
+        if (u->channel_connecting) {
+            u->channel_connecting = false;
+            u->pending--;
+        }
+        u->channel->ops->close(u->channel);
+        u->channel = NULL;
     }
 }
 
@@ -144,15 +142,11 @@ static void on_vm_exit(hcs_system_t *sys, const struct hcs_exit_status *st, void
     struct uvm *u = opaque;
     (void)sys;
     if (u->closed) {
-        /* Every operation of the system has been failed by now: nothing of
-         * ours is left in it. */
-        if (u->awaiting_exit) {
-            u->awaiting_exit = false;
-            hcs_system_close(u->sys);
-            u->sys = NULL;
-            u->pending--;
-            uvm_maybe_free(u);
-        }
+        /* QEMU fails every operation before this; under HCS an operation may
+         * still complete after the exit: uvm_maybe_free closes the system
+         * once none of ours is left in it. */
+        u->awaiting_exit = false;
+        uvm_maybe_free(u);
         return;
     }
     if (u->term_cb) {
@@ -162,9 +156,11 @@ static void on_vm_exit(hcs_system_t *sys, const struct hcs_exit_status *st, void
         return;
     }
     char detail[512];
-    snprintf(detail, sizeof(detail), "%s (exit code %lld, signal %d%s%s); see %s",
+    const char *log = hcs_system_log_path(u->sys);
+    snprintf(detail, sizeof(detail), "%s (exit code %lld, signal %d%s%s)%s%s",
              hcs_exit_type_name(st->type), (long long)st->exit_code, st->term_signal,
-             st->reason ? ", " : "", st->reason ? st->reason : "", hcs_system_log_path(u->sys));
+             st->reason ? ", " : "", st->reason ? st->reason : "", log ? "; see " : "",
+             log ? log : "");
     uvm_failf(u, RPC_UNAVAILABLE, "utility VM exited: %s", detail);
 }
 
@@ -172,8 +168,9 @@ static void on_boot_timeout(uv_timer_t *t)
 {
     struct uvm *u = t->data;
     char detail[256];
+    const char *log = u->sys ? hcs_system_log_path(u->sys) : NULL;
     snprintf(detail, sizeof(detail), "%.1f s; VM log %s", (double)u->boot_timeout_ms / 1000.0,
-             u->sys ? hcs_system_log_path(u->sys) : "-");
+             log ? log : "-");
     uvm_failf(u, RPC_DEADLINE_EXCEEDED, "guest agent not ready within the boot timeout of %s",
               detail);
 }
@@ -218,55 +215,28 @@ static void on_negotiated(void *opaque, int32_t hresult, const shim_error_t *err
         cb(u->start_opaque, NULL);
 }
 
-static void on_bridge_connected(uv_stream_t *stream, int status, void *opaque)
+static void on_channel_ready(void *opaque, uv_stream_t *bridge, struct gcs_transport *stdio,
+                             const shim_error_t *err)
 {
     struct uvm *u = opaque;
     shim_error_t *e = NULL;
+    u->channel_connecting = false;
     u->pending--;
     if (u->closed || u->phase != PHASE_STARTING) {
-        if (stream)
-            gcs_stream_close(stream);
+        gcs_stream_close(bridge);
         uvm_maybe_free(u);
         return;
     }
-    if (status < 0) {
-        uvm_failf(u, RPC_UNAVAILABLE, "connecting to the gcs port: %s", uv_strerror(status));
+    if (err) {
+        uvm_failf(u, err->code, "%s", err->msg);
         return;
     }
     struct gcs_guest_connection_config cfg = {.rpc_timeout_ms = u->rpc_timeout_ms};
     struct gcs_guest_callbacks cbs = {.container_exit = on_container_exit,
                                       .bridge_closed = on_bridge_closed};
-    if (gcs_guest_connection_new(u->loop, stream, u->stdio_transport, &cfg, &cbs, u, &u->conn, &e) <
-            0 ||
+    if (gcs_guest_connection_new(u->loop, bridge, stdio, &cfg, &cbs, u, &u->conn, &e) < 0 ||
         gcs_guest_negotiate(u->conn, on_negotiated, u, &e) < 0) {
         uvm_failf(u, RPC_INTERNAL, "bridge: %s", e->msg);
-        error_free(e);
-        return;
-    }
-    u->pending++;
-}
-
-static void on_stdio_connected(uv_connect_t *req, int status)
-{
-    struct uvm *u = req->data;
-    shim_error_t *e = NULL;
-    u->pending--;
-    if (u->closed || u->phase != PHASE_STARTING) {
-        uvm_maybe_free(u);
-        return;
-    }
-    if (status < 0) {
-        uvm_failf(u, RPC_UNAVAILABLE, "connecting to the stdio port: %s", uv_strerror(status));
-        return;
-    }
-    uv_stream_t *link = (uv_stream_t *)u->stdio_pipe;
-    u->stdio_pipe = NULL; /* the mux owns it now */
-    if (gcs_transport_mux_new(u->loop, link, GCS_MUX_ROLE_HOST, &u->stdio_transport, &e) < 0 ||
-        gcs_transport_unix_dir_new(u->loop, hcs_system_port_dir(u->sys), &u->bridge_transport, &e) <
-            0 ||
-        gcs_transport_connect(u->bridge_transport, GCS_BRIDGE_PORT, on_bridge_connected, u, &e) <
-            0) {
-        uvm_failf(u, RPC_INTERNAL, "%s", e->msg);
         error_free(e);
         return;
     }
@@ -276,6 +246,7 @@ static void on_stdio_connected(uv_connect_t *req, int status)
 static void on_vm_started(hcs_system_t *sys, const shim_error_t *err, void *opaque)
 {
     struct uvm *u = opaque;
+    shim_error_t *e = NULL;
     u->pending--;
     if (u->closed) {
         uvm_maybe_free(u);
@@ -285,36 +256,45 @@ static void on_vm_started(hcs_system_t *sys, const shim_error_t *err, void *opaq
         uvm_failf(u, RPC_INTERNAL, "starting the utility VM: %s", err->msg);
         return;
     }
+    if (u->phase != PHASE_STARTING || !u->channel)
+        return;
     json_t *props = NULL;
     if (hcs_system_properties(sys, &props, NULL) == 0) {
         u->vm_pid = (int)json_integer_value(json_object_get(props, "ProcessId"));
         json_decref(props);
     }
-    const char *stdio_path = hcs_system_port_path(sys, "stdio");
-    if (!stdio_path) {
-        uvm_failf(u, RPC_INTERNAL, "the utility VM has no stdio port%s", NULL);
+    if (u->channel->ops->connect(u->channel, sys, on_channel_ready, u, &e) < 0) {
+        uvm_failf(u, e->code, "%s", e->msg);
+        error_free(e);
         return;
     }
-    u->stdio_pipe = calloc(1, sizeof(*u->stdio_pipe));
-    if (!u->stdio_pipe || uv_pipe_init(u->loop, u->stdio_pipe, 0) < 0) {
-        free(u->stdio_pipe);
-        u->stdio_pipe = NULL;
-        uvm_failf(u, RPC_RESOURCE_EXHAUSTED, "out of memory%s", NULL);
-        return;
-    }
-    u->stdio_connect.data = u;
-    uv_pipe_connect(&u->stdio_connect, u->stdio_pipe, stdio_path, on_stdio_connected);
+    u->channel_connecting = true;
     u->pending++;
 }
 
 int uvm_create(uv_loop_t *loop, const struct uvm_config *cfg, const struct uvm_callbacks *cbs,
                void *opaque, struct uvm **out, shim_error_t **err)
 {
-    if (!cfg || !cfg->id || !cfg->document)
+    hcs_system_t *given_sys = cfg ? cfg->system : NULL;
+    struct uvm_channel *given_channel = cfg ? cfg->channel : NULL;
+    if (!cfg || !cfg->id || (!cfg->document && !cfg->system)) {
+        if (given_sys)
+            hcs_system_close(given_sys);
+        if (given_channel)
+            given_channel->ops->close(given_channel);
         return error_set(err, RPC_INVALID_ARGUMENT, "uvm: id and document are required");
+    }
     struct uvm *u = calloc(1, sizeof(*u));
-    if (!u)
-        return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    if (!u || (!given_channel && uvm_channel_platform_new(loop, &given_channel, err) < 0)) {
+        if (given_sys)
+            hcs_system_close(given_sys);
+        if (!u)
+            error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        free(u);
+        return -1;
+    }
+    u->channel = given_channel;
+    u->sys = given_sys;
     u->loop = loop;
     u->id = strdup(cfg->id);
     u->boot_timeout_ms = cfg->boot_timeout_ms ? cfg->boot_timeout_ms : UVM_DEFAULT_BOOT_TIMEOUT_MS;
@@ -323,10 +303,13 @@ int uvm_create(uv_loop_t *loop, const struct uvm_config *cfg, const struct uvm_c
         u->cbs = *cbs;
     u->opaque = opaque;
     u->backend = cfg->backend;
-    if (!u->id ||
-        hcs_system_create(loop, cfg->id, cfg->document, &cfg->backend, &u->sys, err) < 0) {
+    if (!u->id || (!u->sys && hcs_system_create(loop, cfg->id, cfg->document, &cfg->backend,
+                                                &u->sys, err) < 0)) {
         if (!u->id)
             error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        if (u->sys)
+            hcs_system_close(u->sys);
+        u->channel->ops->close(u->channel);
         free(u->id);
         free(u);
         return -1;
@@ -344,7 +327,9 @@ int uvm_start(struct uvm *u, uvm_done_cb cb, void *opaque, shim_error_t **err)
     if (!u->boot_timer)
         return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
     u->t_start = uv_hrtime();
-    if (hcs_system_start(u->sys, on_vm_started, u, err) < 0) {
+    /* Listeners (hvsock) must exist before the guest runs. */
+    if (u->channel->ops->prepare(u->channel, u->sys, err) < 0 ||
+        hcs_system_start(u->sys, on_vm_started, u, err) < 0) {
         free(u->boot_timer);
         u->boot_timer = NULL;
         return -1;
@@ -422,18 +407,12 @@ static void disk_free(struct uvm_disk *d)
     free(d);
 }
 
+/* The host part (hcs-documents.md §6.2): controller 0, the disk's LUN. */
 static char *scsi_request(const struct uvm_disk *d, bool add)
 {
-    json_t *req = json_pack("{s:s,s:s}", "ResourcePath", "", "RequestType", add ? "Add" : "Remove");
-    char path[160];
-    snprintf(path, sizeof(path), "VirtualMachine/Devices/Scsi/" SCSI_CONTROLLER0 "/Attachments/%u",
-             d->lun);
-    json_object_set_new(req, "ResourcePath", json_string(path));
-    if (add)
-        json_object_set_new(req, "Settings",
-                            json_pack("{s:s,s:s,s:b}", "Type", "VirtualDisk", "Path", d->host_path,
-                                      "ReadOnly", d->read_only));
-    char *s = json_dumps(req, JSON_COMPACT);
+    struct hcs_scsi_attachment a = {.lun = d->lun, .path = d->host_path, .read_only = d->read_only};
+    json_t *req = add ? hcs_scsi_attach_request(&a) : hcs_scsi_detach_request(0, d->lun);
+    char *s = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     return s;
 }
@@ -910,10 +889,17 @@ int uvm_reaped(struct uvm *u, int pid, int wait_status)
 
 /* ---- close --------------------------------------------------------------------------------- */
 
+/* After uvm_close: closes the system once the VM is gone and no operation of
+ * ours is in flight (closing it drops pending callbacks, which hold u), then
+ * frees u. */
 static void uvm_maybe_free(struct uvm *u)
 {
-    if (!u->closed || u->pending > 0)
+    if (!u->closed || u->pending > 0 || u->awaiting_exit)
         return;
+    if (u->sys) {
+        hcs_system_close(u->sys);
+        u->sys = NULL;
+    }
     while (u->disks) {
         struct uvm_disk *d = u->disks;
         u->disks = d->next;
@@ -924,14 +910,6 @@ static void uvm_maybe_free(struct uvm *u)
     free(u);
 }
 
-static void stdio_pipe_closed(uv_handle_t *h)
-{
-    struct uvm *u = h->data;
-    free(h);
-    u->pending--;
-    uvm_maybe_free(u);
-}
-
 void uvm_close(struct uvm *u)
 {
     if (!u || u->closed)
@@ -939,25 +917,14 @@ void uvm_close(struct uvm *u)
     u->closed = true;
     stop_boot_timer(u);
     drop_connections(u);
-    if (u->stdio_pipe) {
-        /* A connect in flight completes with UV_ECANCELED first. */
-        u->stdio_pipe->data = u;
-        u->pending++;
-        uv_close((uv_handle_t *)u->stdio_pipe, stdio_pipe_closed);
-        u->stdio_pipe = NULL;
-    }
     if (u->sys) {
         enum hcs_state st = hcs_system_state(u->sys);
         if (st == HCS_STATE_STARTING || st == HCS_STATE_RUNNING || st == HCS_STATE_STOPPING) {
-            /* Wait for the exit: it fails (and so completes) every operation
-             * still in flight, whose callbacks hold u. */
+            /* Wait for the exit: on QEMU it fails (and so completes) every
+             * operation still in flight, whose callbacks hold u. */
             if (st != HCS_STATE_STOPPING)
                 hcs_system_terminate(u->sys, NULL, NULL, NULL);
             u->awaiting_exit = true;
-            u->pending++;
-        } else {
-            hcs_system_close(u->sys);
-            u->sys = NULL;
         }
     }
     uvm_maybe_free(u);
