@@ -18,10 +18,12 @@
 #include <uv.h>
 #include <windows.h>
 
+#include "hcs/win/compute_hcs.h"
 #include "shim/socket.h"
 
 #define SHIM_READY_TIMEOUT_MS 30000
 #define SHIM_READY_TEXT_MAX 4096
+#define SHIM_DELETE_TERMINATE_MS 4000u
 
 struct launch {
     uv_loop_t loop;
@@ -236,15 +238,126 @@ void start_platform_release(struct start_state *st)
     (void)st; /* nothing held: the daemon made its own pipe */
 }
 
+/* ---- delete ------------------------------------------------------------------------ */
+
+struct terminate_wait {
+    bool done;
+    bool exited;
+    char *error;
+};
+
+static void on_terminate_exit(hcs_system_t *sys, const struct hcs_exit_status *status, void *opaque)
+{
+    (void)sys;
+    (void)status;
+    ((struct terminate_wait *)opaque)->exited = true;
+}
+
+static void on_terminate_done(hcs_system_t *sys, const shim_error_t *err, void *opaque)
+{
+    (void)sys;
+    struct terminate_wait *w = opaque;
+    w->done = true;
+    if (err != NULL)
+        w->error = strdup(err->msg);
+}
+
+static void on_terminate_timeout(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Runs the loop until the terminate was accepted and the system exited, or
+ * SHIM_DELETE_TERMINATE_MS passed (containerd gives delete 5 s in all). */
+static void wait_terminated(uv_loop_t *loop, struct terminate_wait *w)
+{
+    bool timed_out = false;
+    uv_timer_t timer;
+    uv_timer_init(loop, &timer);
+    timer.data = &timed_out;
+    uv_timer_start(&timer, on_terminate_timeout, SHIM_DELETE_TERMINATE_MS, 0);
+    while (!timed_out && !(w->done && (w->exited || w->error != NULL)))
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+}
+
+static int delete_terminate_compute_system(uv_loop_t *loop, const char *id, shim_error_t **err)
+{
+    hcs_system_t *sys = NULL;
+    shim_error_t *open_err = NULL;
+    if (hcs_system_open(loop, id, &sys, &open_err) < 0) {
+        /* nothing left (NotFound) or no HCS on this host (Unimplemented) */
+        bool nothing = open_err->code == RPC_NOT_FOUND || open_err->code == RPC_UNIMPLEMENTED;
+        if (nothing) {
+            error_free(open_err);
+            return 0;
+        }
+        *err = open_err;
+        return -1;
+    }
+    struct terminate_wait w = {0};
+    hcs_system_set_exit_callback(sys, on_terminate_exit, &w);
+    shim_error_t *e = NULL;
+    int rc = hcs_system_terminate(sys, on_terminate_done, &w, &e);
+    if (rc == 0)
+        wait_terminated(loop, &w);
+    hcs_system_close(sys);
+    while (uv_run(loop, UV_RUN_NOWAIT) != 0)
+        ;
+    if (rc < 0) {
+        *err = e;
+        return -1;
+    }
+    if (w.error != NULL) {
+        error_set(err, RPC_INTERNAL, "terminate compute system %s: %s", id, w.error);
+        free(w.error);
+        return -1;
+    }
+    if (!w.exited)
+        return error_set(err, RPC_DEADLINE_EXCEEDED, "compute system %s did not exit in %u ms", id,
+                         SHIM_DELETE_TERMINATE_MS);
+    return 0;
+}
+
+/* A live shim still serves this task's group (a pod's shared shim, or a
+ * normal delete before the shim exits): its compute systems are its own. */
+static bool group_shim_is_live(const char *bundle)
+{
+    char *addr = bundle_read_text(bundle, "address", NULL);
+    bool live = addr != NULL && addr[0] != '\0' && shim_socket_is_live(addr);
+    free(addr);
+    return live;
+}
+
+/* What a crashed shim leaves for this id, as hcsshim's delete: the task's
+ * compute system and its utility VM ("<id>@vm", when the task owned one). */
+static void terminate_left_systems(const struct shim_cli_args *args, int warn_fd)
+{
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0)
+        return;
+    char vm_id[512];
+    snprintf(vm_id, sizeof(vm_id), "%s@vm", args->id);
+    const char *ids[] = {args->id, vm_id};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        shim_error_t *e = NULL;
+        if (delete_terminate_compute_system(&loop, ids[i], &e) < 0)
+            start_warn(warn_fd, e);
+    }
+    uv_loop_close(&loop);
+}
+
 /* No mounts on Windows (HCS attaches the layers) and a pipe vanishes with
- * its server, so a dead shim leaves nothing behind that delete would have to
- * remove. What the daemon wrote to stderr (<bundle>\panic.log, hcsshim's
- * convention) is reported as a cleanup warning. The compute system of a
- * crashed shim is not terminated here (hcsshim's delete does that by id). */
+ * its server. A crashed shim's compute systems are terminated by id (unless
+ * the group's shim is alive), and what the daemon wrote to stderr
+ * (<bundle>\panic.log, hcsshim's convention) is reported as a cleanup
+ * warning. */
 void delete_platform_cleanup(const struct shim_cli_args *args, int warn_fd)
 {
     if (args->bundle[0] == '\0')
         return; /* the cwd is not the bundle on Windows */
+    if (!group_shim_is_live(args->bundle))
+        terminate_left_systems(args, warn_fd);
     char *panic = bundle_read_text(args->bundle, "panic.log", NULL);
     if (panic != NULL && panic[0] != '\0') {
         shim_error_t *e = NULL;

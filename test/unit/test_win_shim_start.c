@@ -363,8 +363,9 @@ static void test_create_process_isolated_is_unimplemented(void **state)
     shutdown_daemon(f);
 }
 
-/* delete on Windows: -bundle (not the cwd), the DeleteResponse, and the
- * daemon's panic.log as a cleanup warning. */
+/* delete on Windows: -bundle (not the cwd), the DeleteResponse, the
+ * daemon's panic.log as a cleanup warning, and no complaint when there is no
+ * compute system left to terminate. */
 static void test_delete(void **state)
 {
     struct fixture *f = *state;
@@ -401,6 +402,8 @@ static void test_delete(void **state)
     n = _read(warn_fd, warn, sizeof(warn) - 1);
     warn[n > 0 ? n : 0] = '\0';
     assert_non_null(strstr(warn, "panic: something broke"));
+    /* no HCS under wine: the crashed-shim cleanup finds nothing to terminate, quietly */
+    assert_null(strstr(warn, "compute system"));
     _close(out_fd);
     _close(warn_fd);
 }
