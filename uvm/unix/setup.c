@@ -1,5 +1,6 @@
-/* Host-side preparation for a Linux UVM: boot files, the UVM document from a
- * sandbox spec, the container rootfs image and the container's guest spec. */
+/* uvm/setup_platform.h on Linux (the QEMU backend): boot files next to our
+ * binary, host probing, '/' paths in the document, and the container rootfs
+ * as an ext4 image. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -13,10 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "oci/lcow_spec.h"
-#include "oci/uvm_options.h"
-#include "uvm/doc_uvm.h"
-#include "uvm/options.h"
+#include "uvm/setup_platform.h"
 #include "uvm/uvm.h"
 
 extern char **environ;
@@ -71,7 +69,7 @@ static bool host_file_exists(void *ctx, const char *path)
     return ok;
 }
 
-static int fix_chipset_paths(json_t *doc, shim_error_t **err)
+int uvm_platform_fix_document(json_t *doc, shim_error_t **err)
 {
     json_t *lkd = json_object_get(
         json_object_get(json_object_get(doc, "VirtualMachine"), "Chipset"), "LinuxKernelDirect");
@@ -93,34 +91,14 @@ static int fix_chipset_paths(json_t *doc, shim_error_t **err)
     return 0;
 }
 
-char *uvm_document_for_spec(const json_t *spec, const runhcs_options *opts, const char *id,
-                            const char *owner, const char *log_level, const char *default_boot_path,
-                            shim_error_t **err)
+void uvm_platform_host(struct uvm_host *host)
 {
-    struct uvm_lcow_options o;
-    memset(&o, 0, sizeof(o));
-    struct uvm_host host = {
-        .build = 20348, /* a modern host: every LCOW feature gate is open */
-        .logical_processors = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN),
-        .file_exists = host_file_exists,
-    };
-    char *doc_text = NULL;
-    json_t *doc = NULL;
-    if (uvm_lcow_options_init(&o, id, owner, log_level, default_boot_path, &host, err) < 0)
-        goto out;
-    if (oci_lcow_uvm_options(spec, opts, &o, err) < 0)
-        goto out;
-    doc = uvm_lcow_document(&o, err);
-    if (!doc || fix_chipset_paths(doc, err) < 0)
-        goto out;
-    doc_text = json_dumps(doc, JSON_COMPACT);
-    if (!doc_text)
-        error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
-out:
-    json_decref(doc);
-    uvm_lcow_options_free(&o);
-    return doc_text;
+    host->build = 20348; /* a modern host: every LCOW feature gate is open */
+    host->logical_processors = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
+    host->file_exists = host_file_exists;
 }
+
+const char uvm_platform_no_shares_reason[] = "in a QEMU UVM";
 
 /* ---- rootfs image ---------------------------------------------------------------------- */
 
@@ -188,48 +166,4 @@ int uvm_rootfs_image_build(const char *rootfs, const char *image, shim_error_t *
         return -1;
     }
     return 0;
-}
-
-/* ---- container spec ---------------------------------------------------------------------- */
-
-static void drop_host_mounts(json_t *spec, const char *id)
-{
-    json_t *mounts = json_object_get(spec, "mounts");
-    size_t i = 0;
-    while (i < json_array_size(mounts)) {
-        json_t *m = json_array_get(mounts, i);
-        enum oci_lcow_mount_kind kind = OCI_LCOW_MOUNT_OTHER;
-        shim_error_t *e = NULL;
-        if (oci_lcow_mount_kind(m, &kind, &e) < 0)
-            error_free(e);
-        if (kind != OCI_LCOW_MOUNT_OTHER && kind != OCI_LCOW_MOUNT_SPECIAL) {
-            log_warn("container %s: mount of host %s at %s is not supported in a QEMU UVM; "
-                     "dropped",
-                     id, json_string_value(json_object_get(m, "source")),
-                     json_string_value(json_object_get(m, "destination")));
-            json_array_remove(mounts, i);
-            continue;
-        }
-        i++;
-    }
-}
-
-json_t *uvm_container_spec(const json_t *spec, const char *id, const char *guest_root,
-                           shim_error_t **err)
-{
-    json_t *out = oci_lcow_container_spec(spec, id, err);
-    if (!out)
-        return NULL;
-    json_t *root = json_object_get(out, "root");
-    if (!json_is_object(root)) {
-        root = json_object();
-        json_object_set_new(out, "root", root);
-    }
-    if (!root || json_object_set_new(root, "path", json_string(guest_root)) < 0) {
-        json_decref(out);
-        error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        return NULL;
-    }
-    drop_host_mounts(out, id);
-    return out;
 }
