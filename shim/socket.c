@@ -99,35 +99,30 @@ const char *shim_socket_path(const char *addr)
     return addr + n;
 }
 
+/* "<prefix>containerd-shim-<ns>-<name>-<kind>", bounded like every pipe name. */
+static char *shim_pipe_name(const char *prefix, const char *ns, const char *name, const char *kind,
+                            shim_error_t **err)
+{
+    char *pipe = NULL;
+    if (asprintf(&pipe, "%scontainerd-shim-%s-%s-%s", prefix, ns, name, kind) < 0) {
+        error_set(err, RPC_INTERNAL, "out of memory computing the shim %s name", kind);
+        return NULL;
+    }
+    if (strlen(pipe) > SHIM_PIPE_NAME_MAX) {
+        error_set(err, RPC_INVALID_ARGUMENT, "pipe name too long (%zu bytes, max %d): %s",
+                  strlen(pipe), SHIM_PIPE_NAME_MAX, pipe);
+        free(pipe);
+        return NULL;
+    }
+    return pipe;
+}
+
 char *shim_pipe_address(const char *prefix, const char *ns, const char *group, shim_error_t **err)
 {
-    char *name = NULL;
-    if (asprintf(&name, "%scontainerd-shim-%s-%s-pipe",
-                 prefix ? prefix : SHIM_PIPE_PROTECTED_PREFIX, ns, group) < 0) {
-        error_set(err, RPC_INTERNAL, "out of memory computing the shim pipe name");
-        return NULL;
-    }
-    if (strlen(name) > SHIM_PIPE_NAME_MAX) {
-        error_set(err, RPC_INVALID_ARGUMENT, "pipe name too long (%zu bytes, max %d): %s",
-                  strlen(name), SHIM_PIPE_NAME_MAX, name);
-        free(name);
-        return NULL;
-    }
-    return name;
+    return shim_pipe_name(prefix ? prefix : SHIM_PIPE_PROTECTED_PREFIX, ns, group, "pipe", err);
 }
 
 char *shim_log_pipe_address(const char *ns, const char *id, shim_error_t **err)
 {
-    char *name = NULL;
-    if (asprintf(&name, "%scontainerd-shim-%s-%s-log", SHIM_PIPE_PREFIX, ns, id) < 0) {
-        error_set(err, RPC_INTERNAL, "out of memory computing the log pipe name");
-        return NULL;
-    }
-    if (strlen(name) > SHIM_PIPE_NAME_MAX) {
-        error_set(err, RPC_INVALID_ARGUMENT, "pipe name too long (%zu bytes, max %d): %s",
-                  strlen(name), SHIM_PIPE_NAME_MAX, name);
-        free(name);
-        return NULL;
-    }
-    return name;
+    return shim_pipe_name(SHIM_PIPE_PREFIX, ns, id, "log", err);
 }

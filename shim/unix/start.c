@@ -17,6 +17,7 @@
 
 #include "shim/socket.h"
 #include "shim/start.h"
+#include "shim/unix/fork_exec.h"
 
 extern char **environ;
 
@@ -45,15 +46,15 @@ struct daemon_launch {
     int listen_fd;
     int options_fd;
     int null_fd;
-    int exec_err_w;
     const char *self;
     const char *bundle;
 };
 
 /* Between fork and exec: async-signal-safe calls only. */
-static void daemon_child(const struct daemon_launch *l)
+static void daemon_child(const void *ctx, int exec_err_w)
 {
-    int err_fd = fcntl(l->exec_err_w, F_DUPFD_CLOEXEC, 10);
+    const struct daemon_launch *l = ctx;
+    int err_fd = fcntl(exec_err_w, F_DUPFD_CLOEXEC, 10);
     int listen_hi = fcntl(l->listen_fd, F_DUPFD, 10);
     int options_hi = fcntl(l->options_fd, F_DUPFD, 10);
     sigset_t none;
@@ -80,37 +81,14 @@ static void daemon_child(const struct daemon_launch *l)
     execve(l->self, l->argv, environ);
 fail:;
     int e = errno;
-    ssize_t ignored = write(err_fd >= 0 ? err_fd : l->exec_err_w, &e, sizeof(e));
+    ssize_t ignored = write(err_fd >= 0 ? err_fd : exec_err_w, &e, sizeof(e));
     (void)ignored;
     _exit(127);
 }
 
 static pid_t spawn_daemon(struct daemon_launch *l, shim_error_t **err)
 {
-    int exec_err[2];
-    if (pipe2(exec_err, O_CLOEXEC) < 0)
-        return error_set_errno(err, RPC_INTERNAL, errno, "pipe");
-    l->exec_err_w = exec_err[1];
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(exec_err[0]);
-        close(exec_err[1]);
-        return error_set_errno(err, RPC_INTERNAL, errno, "fork shim daemon");
-    }
-    if (pid == 0)
-        daemon_child(l);
-    close(exec_err[1]);
-    int child_errno = 0;
-    ssize_t n;
-    do {
-        n = read(exec_err[0], &child_errno, sizeof(child_errno));
-    } while (n < 0 && errno == EINTR);
-    close(exec_err[0]);
-    if (n > 0) {
-        waitpid(pid, NULL, 0);
-        return error_set_errno(err, RPC_INTERNAL, child_errno, "start shim daemon %s", l->self);
-    }
-    return pid;
+    return shim_fork_exec(daemon_child, l, "shim daemon", l->self, err);
 }
 
 /* Binds addr; returns the fd, 0 with *reuse set when a live shim owns it. */

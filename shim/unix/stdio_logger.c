@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "shim/unix/fork_exec.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -23,15 +24,15 @@ struct logger_launch {
     char *envp[3];
     int out_r, err_r, ready_w; /* child ends */
     int null_fd;
-    int exec_err_w; /* CLOEXEC: closed by a successful exec */
 };
 
 /* Async-signal-safe only: runs between fork and exec. */
-static void logger_child(const struct logger_launch *l)
+static void logger_child(const void *ctx, int exec_err_w)
 {
+    const struct logger_launch *l = ctx;
     int fds[3] = {l->out_r, l->err_r, l->ready_w};
     int high[3];
-    int err_fd = fcntl(l->exec_err_w, F_DUPFD_CLOEXEC, 10);
+    int err_fd = fcntl(exec_err_w, F_DUPFD_CLOEXEC, 10);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -90,29 +91,9 @@ static void logger_launch_free(struct logger_launch *l)
 
 static int logger_fork(shim_upstream_io_t *io, struct logger_launch *l, shim_error_t **err)
 {
-    int exec_err[2];
-    if (stdio_make_pipe(exec_err, err) < 0)
+    pid_t pid = shim_fork_exec(logger_child, l, "logger", l->argv[0], err);
+    if (pid < 0)
         return -1;
-    l->exec_err_w = exec_err[1];
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(exec_err[0]);
-        close(exec_err[1]);
-        return error_set_errno(err, RPC_INTERNAL, errno, "fork logger");
-    }
-    if (pid == 0)
-        logger_child(l);
-    close(exec_err[1]);
-    int child_errno = 0;
-    ssize_t n;
-    do {
-        n = read(exec_err[0], &child_errno, sizeof(child_errno));
-    } while (n < 0 && errno == EINTR);
-    close(exec_err[0]);
-    if (n > 0) {
-        waitpid(pid, NULL, 0);
-        return error_set_errno(err, RPC_INTERNAL, child_errno, "start logger %s", l->argv[0]);
-    }
     io->logger_pid = pid;
     io->logger_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     return 0;
