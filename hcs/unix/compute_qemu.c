@@ -535,8 +535,17 @@ int hcs_system_create(uv_loop_t *loop, const char *id, const char *document,
     const char *bin = o && o->qemu_binary ? o->qemu_binary : getenv("HCS_QEMU_BINARY");
     s->qemu_binary = strdup(bin && bin[0] ? bin : "qemu-system-x86_64");
     const char *machine = o && o->machine ? o->machine : getenv("HCS_QEMU_MACHINE");
-    s->extra_args = o && o->extra_kernel_args ? strdup(o->extra_kernel_args) : NULL;
-    if (!s->id || !s->qemu_binary || (o && o->extra_kernel_args && !s->extra_args)) {
+    /* HCS_QEMU_KERNEL_ARGS: extra guest kernel arguments for debugging and
+     * profiling (e.g. "initcall_debug uvm.dmesg=1"), after the options' own. */
+    const char *env_args = getenv("HCS_QEMU_KERNEL_ARGS");
+    const char *opt_args = o && o->extra_kernel_args ? o->extra_kernel_args : NULL;
+    if (opt_args && env_args && env_args[0]) {
+        if (asprintf(&s->extra_args, "%s %s", opt_args, env_args) < 0)
+            s->extra_args = NULL;
+    } else if (opt_args || (env_args && env_args[0])) {
+        s->extra_args = strdup(opt_args ? opt_args : env_args);
+    }
+    if (!s->id || !s->qemu_binary || ((opt_args || (env_args && env_args[0])) && !s->extra_args)) {
         system_free(s);
         return error_set(err, RPC_RESOURCE_EXHAUSTED, "out of memory");
     }

@@ -85,7 +85,7 @@ static void test_default_document(void **state)
     assert_true(find_pair(argv, "-initrd", "/boot files/initrd.img") > 0);
     assert_true(find_pair(argv, "-chardev", "socket,id=qmp,fd=3") > 0);
     assert_true(find_pair(argv, "-mon", "chardev=qmp,mode=control") > 0);
-    assert_true(find_pair(argv, "-device", "virtio-serial-device,id=vser0,max_ports=511") > 0);
+    assert_true(find_pair(argv, "-device", "virtio-serial-device,id=vser0,max_ports=31") > 0);
     assert_true(find_pair(argv, "-chardev",
                           "socket,id=chr-gcs,path=/run/x/ports/1073741824,server=on,wait=off") > 0);
     assert_true(find_pair(argv, "-device",
@@ -134,7 +134,7 @@ static void test_q35_kvm(void **state)
     assert_int_equal(qemu_build_argv("/usr/bin/qemu", &cfg, &l, &argv, NULL), 0);
     assert_true(find_pair(argv, "-accel", "kvm") > 0);
     assert_true(find_pair(argv, "-M", "q35") > 0);
-    assert_true(find_pair(argv, "-device", "virtio-serial-pci,id=vser0,max_ports=511") > 0);
+    assert_true(find_pair(argv, "-device", "virtio-serial-pci,id=vser0,max_ports=31") > 0);
     assert_true(find_pair(argv, "-device", "virtio-scsi-pci,id=scsi0") > 0);
     const char *append = value_of(argv, "-append");
     assert_null(strstr(append, "tsc_early_khz")); /* only microvm + TCG needs it */

@@ -10,11 +10,12 @@
  *       socket on fds 0 and 1 and relays between that socket and the port.
  *       The agent runs its bridge on stdin/stdout. SIGTERM/SIGINT are passed
  *       on; the exit status is CMD's.
- *   uvm-helper insmod LIST...
+ *   uvm-helper insmod [--nice N] LIST...
  *       loads the modules named in each LIST file (one path relative to
  *       /lib/modules per line, dependency order) in this one process: one
  *       busybox insmod per module costs a fork+exec each, slow under TCG.
- *       Failures (ENODEV on this CPU, already loaded) are skipped.
+ *       Failures (ENODEV on this CPU, already loaded) are skipped. --nice:
+ *       at that scheduling priority (background loading).
  *   uvm-helper move-root INIT [ARGS...]      (exec'd by PID 1)
  *       makes the root an ordinary mount (bind / onto /newroot, move it over
  *       /, chroot) and execs INIT with UVM_STAGE=2: crun's pivot_root fails
@@ -23,7 +24,10 @@
  *   uvm-helper setup
  *       stage-2 basics in one process: proc, sysfs, devtmpfs, devpts, shm,
  *       /run, /tmp, cgroup2 (+cpu +memory +pids +io), then the modules of
- *       early.list, early-mmio.list or early-pci.list, channel.list.
+ *       early.list, early-mmio.list or early-pci.list, channel.list; a child
+ *       loads late.list (+ extra.list with uvm.extramodules=1) meanwhile at
+ *       nice 19 (unless uvm.latemodules=0),
+ *       then makes /dev/virtio-ports/<name> and prints "uvm: modules loaded".
  *   uvm-helper powerbtn
  *       waits for KEY_POWER on any /dev/input/event* (the ACPI power button
  *       QEMU's system_powerdown presses) and exits 0.
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -269,7 +274,15 @@ static int load_module(const char *rel)
 
 static int cmd_insmod(int argc, char **argv)
 {
-    for (int i = 2; i < argc; i++) {
+    int first = 2;
+    if (argc > 3 && strcmp(argv[2], "--nice") == 0) {
+        /* Background loading yields the vCPU to the agent (one vCPU: the
+         * agent's start would otherwise wait for ~0.5 s of module loading). */
+        if (setpriority(PRIO_PROCESS, 0, atoi(argv[3])) < 0)
+            perror("uvm-helper: setpriority");
+        first = 4;
+    }
+    for (int i = first; i < argc; i++) {
         FILE *f = fopen(argv[i], "re");
         if (!f)
             continue;
@@ -327,6 +340,73 @@ static int cmd_move_root(int argc, char **argv)
     return 127;
 }
 
+/* /dev/virtio-ports/<name> links, as udev would make them (there is no udev). */
+static void link_ports(void)
+{
+    mkdir("/dev/virtio-ports", 0755);
+    DIR *d = opendir(PORTS_DIR);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], name[128], dev[300], link[300];
+        snprintf(path, sizeof(path), "%s/%s/name", PORTS_DIR, e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof(name), f)) {
+            name[strcspn(name, "\n")] = '\0';
+            snprintf(dev, sizeof(dev), "/dev/%s", e->d_name);
+            snprintf(link, sizeof(link), "/dev/virtio-ports/%s", name);
+            if (name[0] && !strchr(name, '/')) {
+                unlink(link);
+                if (symlink(dev, link) < 0)
+                    fprintf(stderr, "uvm-helper: symlink %s: %s\n", link, strerror(errno));
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* The late modules (SCSI disks, ext4, overlay; with uvm.extramodules=1 also
+ * 9p, fuse, virtiofs, net, vsock) in a child at the lowest priority, started
+ * before the channel modules: with two or more vCPUs they load next to the
+ * agent's start, so the first container's disk is usable sooner; with one
+ * vCPU they yield to it. */
+static void start_late_modules(void)
+{
+    pid_t pid = fork();
+    if (pid != 0) {
+        if (pid < 0)
+            perror("uvm-helper: fork");
+        return;
+    }
+    char *lists[] = {"uvm-helper",
+                     "insmod",
+                     "--nice",
+                     "19",
+                     "/lib/modules/late.list",
+                     "/lib/modules/extra.list"};
+    if (!cmdline_has("uvm.latemodules=0"))
+        cmd_insmod(cmdline_has("uvm.extramodules=1") ? 6 : 5, lists);
+    /* The boot-time ports exist once virtio_console (the parent) probed. */
+    char gcs_port[300];
+    find_port("gcs", 10000, gcs_port, sizeof(gcs_port));
+    link_ports();
+    char up[64] = "?";
+    FILE *f = fopen("/proc/uptime", "re");
+    if (f) {
+        if (fscanf(f, "%63s", up) != 1)
+            strcpy(up, "?");
+        fclose(f);
+    }
+    fprintf(stderr, "uvm: modules loaded (up %ss)\n", up);
+    _exit(0);
+}
+
 static int cmd_setup(void)
 {
     try_mount("proc", "/proc", "proc", 0, NULL);
@@ -358,10 +438,14 @@ static int cmd_setup(void)
             pci = e->d_name[0] != '.';
         closedir(d);
     }
-    char *lists[] = {"uvm-helper", "insmod", "/lib/modules/early.list",
+    /* The virtio core first: the late modules depend on it. */
+    char *core[] = {"uvm-helper", "insmod", "/lib/modules/early.list"};
+    cmd_insmod(3, core);
+    start_late_modules();
+    char *lists[] = {"uvm-helper", "insmod",
                      pci ? "/lib/modules/early-pci.list" : "/lib/modules/early-mmio.list",
                      "/lib/modules/channel.list"};
-    return cmd_insmod(5, lists);
+    return cmd_insmod(4, lists);
 }
 
 static int open_inputs(struct pollfd *fds)
