@@ -38,6 +38,10 @@ struct copier {
      * fault their pages in again for every chunk. */
     char *spare[RELAY_SPARE_MAX];
     unsigned n_spare;
+    /* File sinks: one uv_fs_write at a time (the thread pool would run
+     * several appends in any order); the rest wait here, in order. */
+    bool fs_busy;
+    struct write_op *fs_head, *fs_tail;
 };
 
 struct write_op {
@@ -49,8 +53,9 @@ struct write_op {
     struct copier *c;
     char *buf;
     size_t len;
-    size_t off;    /* bytes of buf already written (try_write, partial fs writes) */
-    size_t queued; /* bytes counted in in_flight */
+    size_t off;            /* bytes of buf already written (try_write, partial fs writes) */
+    size_t queued;         /* bytes counted in in_flight */
+    struct write_op *next; /* in the copier's file-write queue */
 };
 
 struct shim_relay {
@@ -275,6 +280,36 @@ static void stream_write_done(uv_write_t *req, int status)
 
 static int submit_fs_write(struct write_op *op);
 
+static struct write_op *fs_queue_pop(struct copier *c)
+{
+    struct write_op *op = c->fs_head;
+    if (op != NULL) {
+        c->fs_head = op->next;
+        if (c->fs_head == NULL)
+            c->fs_tail = NULL;
+    } else {
+        c->fs_busy = false;
+    }
+    return op;
+}
+
+/* Submits queued file writes in order until one is in flight. A queued op
+ * keeps relay->pending above zero, so the relay outlives every op_done here
+ * but the last. */
+static void fs_queue_run(struct copier *c, struct write_op *op)
+{
+    for (;;) {
+        int rc = c->dst_broken || c->relay->closing ? UV_ECANCELED : submit_fs_write(op);
+        if (rc == 0)
+            return;
+        struct write_op *next = fs_queue_pop(c);
+        op_done(op, rc);
+        if (next == NULL)
+            return;
+        op = next;
+    }
+}
+
 static void fs_write_done(uv_fs_t *req)
 {
     struct write_op *op = (struct write_op *)req;
@@ -286,7 +321,27 @@ static void fs_write_done(uv_fs_t *req)
             return;
         result = UV_EIO;
     }
+    struct copier *c = op->c;
+    struct write_op *next = fs_queue_pop(c);
     op_done(op, result < 0 ? (int)result : 0);
+    if (next != NULL)
+        fs_queue_run(c, next);
+}
+
+/* Starts op now, or after the file writes before it. */
+static int fs_write(struct copier *c, struct write_op *op)
+{
+    if (c->fs_busy) {
+        if (c->fs_tail != NULL)
+            c->fs_tail->next = op;
+        else
+            c->fs_head = op;
+        c->fs_tail = op;
+        return 0;
+    }
+    int rc = submit_fs_write(op);
+    c->fs_busy = rc == 0;
+    return rc;
 }
 
 static int submit_fs_write(struct write_op *op)
@@ -351,7 +406,7 @@ static void copier_write(struct copier *c, char *buf, size_t len)
         uv_buf_t b = uv_buf_init(buf + op->off, (unsigned)op->queued);
         rc = uv_write(&op->req.write, c->dst_stream, &b, 1, stream_write_done);
     } else {
-        rc = submit_fs_write(op);
+        rc = fs_write(c, op);
     }
     if (rc < 0) {
         free(op);
