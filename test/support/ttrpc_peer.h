@@ -11,6 +11,8 @@
 
 #define TPEER_TIMEOUT_MS 10000
 
+/* Monotonic milliseconds. */
+int64_t tpeer_now_ms(void);
 /* Runs the loop without blocking for ~1 ms. */
 void tpeer_pump(uv_loop_t *loop);
 /* Pumps until *flag becomes true or the timeout passes; returns *flag. */
