@@ -21,6 +21,7 @@
 #include "hcs/win/compute_hcs.h"
 #include "hcs/win/hresult.h"
 #include "hcs/win/utf16.h"
+#include "test/support/win/fake_hcs.h"
 
 #define WAIT_MS 20000
 
@@ -246,18 +247,6 @@ static struct fake {
     void *event_ctx;
 } fake;
 
-static PWSTR fake_doc(const char *utf8)
-{
-    if (utf8 == NULL)
-        return NULL;
-    wchar_t *w = hcs_utf8_to_utf16(utf8, NULL);
-    size_t bytes = (wcslen(w) + 1) * sizeof(wchar_t);
-    PWSTR out = LocalAlloc(LMEM_FIXED, bytes);
-    memcpy(out, w, bytes);
-    free(w);
-    return out;
-}
-
 static wchar_t *wdup(PCWSTR s)
 {
     return s ? _wcsdup(s) : NULL;
@@ -280,7 +269,7 @@ static void WINAPI fake_close_operation(HCS_OPERATION op)
 static HRESULT WINAPI fake_get_operation_result(HCS_OPERATION op, PWSTR *doc)
 {
     (void)op;
-    *doc = fake_doc(fake.call_result);
+    *doc = fake_hcs_doc(fake.call_result);
     return (HRESULT)fake.call_hr;
 }
 
@@ -290,7 +279,7 @@ static HRESULT WINAPI fake_wait(HCS_OPERATION op, DWORD timeout_ms, PWSTR *doc)
     assert_true(timeout_ms > 0);
     if (fake.block_wait)
         uv_sem_wait(&fake.gate);
-    *doc = fake_doc(fake.wait_result);
+    *doc = fake_hcs_doc(fake.wait_result);
     return (HRESULT)fake.wait_hr;
 }
 
@@ -653,27 +642,9 @@ static void test_stop_requests(void **state)
     fake.block_wait = false;
 }
 
-struct event_thread_arg {
-    HCS_EVENT_TYPE type;
-    const char *data;
-};
-
-/* Raises an event the way HCS does: from a thread that is not the loop's. */
-static void event_thread(void *opaque)
-{
-    struct event_thread_arg *a = opaque;
-    wchar_t *w = a->data ? hcs_utf8_to_utf16(a->data, NULL) : NULL;
-    HCS_EVENT ev = {.Type = a->type, .EventData = w, .Operation = NULL};
-    fake.event_cb(&ev, fake.event_ctx);
-    free(w);
-}
-
 static void raise_event(HCS_EVENT_TYPE type, const char *data)
 {
-    struct event_thread_arg a = {type, data};
-    uv_thread_t t;
-    assert_int_equal(uv_thread_create(&t, event_thread, &a), 0);
-    assert_int_equal(uv_thread_join(&t), 0);
+    fake_hcs_raise_event(fake.event_cb, fake.event_ctx, type, data);
 }
 
 static void test_exit_event_marshalled(void **state)

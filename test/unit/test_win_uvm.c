@@ -25,6 +25,7 @@
 #include "gcs/transport_impl.h"
 #include "hcs/win/compute_hcs.h"
 #include "hcs/win/utf16.h"
+#include "test/support/win/fake_hcs.h"
 #include "shim/host_uvm_common.h"
 #include "uvm/channel.h"
 #include "uvm/uvm.h"
@@ -65,18 +66,6 @@ static struct test_env *T;
 static void guest_connect(void);
 static bool port_listening(uint32_t port);
 
-static PWSTR fake_doc(const char *utf8)
-{
-    if (utf8 == NULL)
-        return NULL;
-    wchar_t *w = hcs_utf8_to_utf16(utf8, NULL);
-    size_t bytes = (wcslen(w) + 1) * sizeof(wchar_t);
-    PWSTR out = LocalAlloc(LMEM_FIXED, bytes);
-    memcpy(out, w, bytes);
-    free(w);
-    return out;
-}
-
 static size_t op_index(HCS_OPERATION op)
 {
     return ((uintptr_t)op - 0x1000u) % MAX_OPS;
@@ -111,8 +100,8 @@ static HRESULT WINAPI fake_wait(HCS_OPERATION op, DWORD timeout_ms, PWSTR *doc)
     *doc = NULL;
     switch (fake.kinds[op_index(op)]) {
     case OPK_PROPS:
-        *doc = fake_doc("{\"Id\":\"p1@vm\",\"SystemType\":\"VirtualMachine\",\"RuntimeOsType\":"
-                        "\"Linux\",\"RuntimeId\":\"" RUNTIME_ID "\"}");
+        *doc = fake_hcs_doc("{\"Id\":\"p1@vm\",\"SystemType\":\"VirtualMachine\",\"RuntimeOsType\":"
+                            "\"Linux\",\"RuntimeId\":\"" RUNTIME_ID "\"}");
         return 0;
     case OPK_START:
         if (fake.block_start)
@@ -178,28 +167,10 @@ static HRESULT WINAPI fake_shutdown(HCS_SYSTEM sys, HCS_OPERATION op, PCWSTR opt
     return 0;
 }
 
-struct event_arg {
-    HCS_EVENT_TYPE type;
-    const char *data;
-};
-
-static void event_thread(void *opaque)
-{
-    struct event_arg *a = opaque;
-    wchar_t *w = a->data ? hcs_utf8_to_utf16(a->data, NULL) : NULL;
-    HCS_EVENT ev = {.Type = a->type, .EventData = w, .Operation = NULL};
-    fake.event_cb(&ev, fake.event_ctx);
-    free(w);
-}
-
-/* As HCS does: from a thread that is not the loop's. */
 static void raise_event(HCS_EVENT_TYPE type, const char *data)
 {
-    struct event_arg a = {type, data};
-    uv_thread_t t;
     assert_non_null(fake.event_cb);
-    assert_int_equal(uv_thread_create(&t, event_thread, &a), 0);
-    assert_int_equal(uv_thread_join(&t), 0);
+    fake_hcs_raise_event(fake.event_cb, fake.event_ctx, type, data);
 }
 
 static HRESULT WINAPI fake_terminate(HCS_SYSTEM sys, HCS_OPERATION op, PCWSTR options)
