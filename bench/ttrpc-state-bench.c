@@ -187,21 +187,36 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* One request and its response on the connection. When timed is set, it
+ * gets [start, elapsed] of encoding plus the round trip, as a real client
+ * spends them. */
+static Ttrpc__Response *call(struct conn *c, const char *method, const ProtobufCMessage *msg,
+                             uint64_t timed[2])
+{
+    uint64_t start = now_ns();
+    size_t frame_len;
+    uint8_t *frame = encode_frame(c->next_stream, method, msg, &frame_len);
+    if (!frame)
+        return NULL;
+    c->next_stream += 2;
+    Ttrpc__Response *resp = round_trip(c, frame, frame_len);
+    if (timed != NULL) {
+        timed[0] = start;
+        timed[1] = now_ns() - start;
+    }
+    free(frame);
+    return resp;
+}
+
 /* Encodes each request inside the timed section, as a real client does. */
 static int timed_state(struct conn *c, const char *id, uint64_t *elapsed_ns, uint64_t *start_ns)
 {
     Containerd__Task__V2__StateRequest sreq = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
     sreq.id = (char *)id;
-    uint64_t start = now_ns();
-    *start_ns = start;
-    size_t frame_len;
-    uint8_t *frame = encode_frame(c->next_stream, "State", &sreq.base, &frame_len);
-    if (!frame)
-        return -1;
-    c->next_stream += 2;
-    Ttrpc__Response *resp = round_trip(c, frame, frame_len);
-    *elapsed_ns = now_ns() - start;
-    free(frame);
+    uint64_t timed[2] = {0, 0};
+    Ttrpc__Response *resp = call(c, "State", &sreq.base, timed);
+    *start_ns = timed[0];
+    *elapsed_ns = timed[1];
     if (!resp)
         return -1;
     ttrpc__response__free_unpacked(resp, NULL);
@@ -213,13 +228,7 @@ static int check_state(struct conn *c, const char *id)
 {
     Containerd__Task__V2__StateRequest sreq = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
     sreq.id = (char *)id;
-    size_t frame_len;
-    uint8_t *frame = encode_frame(c->next_stream, "State", &sreq.base, &frame_len);
-    if (!frame)
-        return -1;
-    c->next_stream += 2;
-    Ttrpc__Response *resp = round_trip(c, frame, frame_len);
-    free(frame);
+    Ttrpc__Response *resp = call(c, "State", &sreq.base, NULL);
     if (!resp)
         return -1;
     Containerd__Task__V2__StateResponse *st =
@@ -335,13 +344,7 @@ static int run_connect(struct conn *c, const char *id)
 {
     Containerd__Task__V2__ConnectRequest creq = CONTAINERD__TASK__V2__CONNECT_REQUEST__INIT;
     creq.id = (char *)id;
-    size_t frame_len;
-    uint8_t *frame = encode_frame(c->next_stream, "Connect", &creq.base, &frame_len);
-    if (!frame)
-        return -1;
-    c->next_stream += 2;
-    Ttrpc__Response *resp = round_trip(c, frame, frame_len);
-    free(frame);
+    Ttrpc__Response *resp = call(c, "Connect", &creq.base, NULL);
     if (!resp)
         return -1;
     Containerd__Task__V2__ConnectResponse *cr =
